@@ -1,0 +1,127 @@
+/* config.h - spate's settings: defaults < YAML file < SPATE_* env < flags.
+ *
+ * Every setting is one row of a table (config.c): a dotted key such as
+ * "http.max_body_bytes", a type, a default, bounds, and a help line. The
+ * table drives everything: the YAML loader (nested maps flatten to dotted
+ * keys, `http: {port: 80}` is "http.port"), the environment
+ * (SPATE_HTTP_PORT), the flags (`--port` and the generic `--set KEY=VALUE`),
+ * --print-config, and docs. A value that does not parse or is out of bounds
+ * is an error naming the key, the source, and (for the file) the line.
+ *
+ * Typed values:
+ *   size      "1048576", "64k", "64KiB", "1m", "1MiB", "2g" (powers of 1024)
+ *   duration  "250ms", "10s", "5m", "1h", "7d"; a bare number means ms
+ *   bool      true/false, yes/no, on/off, 1/0
+ *   enum      one of the listed words
+ *
+ * Keys under "kafka." are not in the table: they are kept verbatim, in
+ * order, for librdkafka (see sp_config.kafka). Unknown keys elsewhere are
+ * errors, so a typo never silently does nothing. */
+#ifndef SP_CORE_CONFIG_H
+#define SP_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct sp_config_kv {
+    char *key; /* without the "kafka." prefix, e.g. "linger.ms" */
+    char *value;
+} sp_config_kv;
+
+typedef struct sp_config {
+    /* server.* */
+    char *host;                 /* http.host, default "127.0.0.1" */
+    int64_t port;               /* http.port, default 8000 (0: any free port) */
+    int64_t threads;            /* server.threads, 0 = number of cores */
+    char *data_dir;             /* server.data_dir, default "./data" */
+    int64_t shutdown_timeout_ms; /* server.shutdown_timeout, default 10s */
+    char *log_level;            /* log.level: debug|info|warn|error, default info */
+    bool access_log;            /* log.access, default false */
+
+    /* http.* limits (h2o-tight defaults) */
+    int64_t max_request_line;   /* http.max_request_line, 8 KiB -> 414 */
+    int64_t max_header_bytes;   /* http.max_header_bytes, 16 KiB -> 431 */
+    int64_t max_headers;        /* http.max_headers, 100 -> 431 */
+    int64_t max_body_bytes;     /* http.max_body_bytes, 1 MiB -> 413 */
+    int64_t header_timeout_ms;  /* http.header_timeout, 10s -> 408 */
+    int64_t body_timeout_ms;    /* http.body_timeout, 10s idle -> 408 */
+    int64_t keepalive_timeout_ms; /* http.keepalive_timeout, 30s */
+    int64_t max_requests_per_conn; /* http.max_requests_per_connection, 10000 */
+    int64_t max_pipelined;      /* http.max_pipelined, 32 in flight per connection */
+    int64_t max_connections;    /* http.max_connections, 10000 per process -> 503 */
+    int64_t max_output_bytes;   /* http.max_output_bytes, 4 MiB queued per connection */
+
+    /* monitor.* */
+    int64_t loop_lag_interval_ms; /* monitor.loop_lag_interval, 100ms */
+    int64_t slow_handler_ms;      /* monitor.slow_handler, 50ms */
+
+    /* store.* (embedded log) */
+    char *fsync;                /* store.fsync: always|interval|never, default always */
+    int64_t fsync_interval_ms;  /* store.fsync_interval, 1000ms */
+    int64_t segment_bytes;      /* store.segment_bytes, 64 MiB */
+    int64_t retention_bytes;    /* store.retention_bytes, 0 = unlimited */
+    int64_t retention_ms;       /* store.retention, 7d; 0 = forever */
+    int64_t max_record_bytes;   /* store.max_record_bytes, 1 MiB */
+
+    /* kafka.* pass-through, in the order given (file, then env, then flags;
+     * a later source replaces an earlier value of the same key). */
+    sp_config_kv *kafka;
+    size_t kafka_len;
+} sp_config;
+
+typedef enum sp_config_source {
+    SP_CONFIG_DEFAULT = 0,
+    SP_CONFIG_FILE,
+    SP_CONFIG_ENV,
+    SP_CONFIG_FLAG,
+} sp_config_source;
+
+/* What went wrong, for one clear line on stderr. */
+typedef struct sp_config_error {
+    char msg[512]; /* e.g. "config.yaml:12: http.port: 70000 is above the maximum 65535" */
+} sp_config_error;
+
+/* Fills cfg with the defaults. Every string in cfg is owned by cfg. */
+void sp_config_init(sp_config *cfg);
+/* Frees every string and the kafka list; cfg may be initialized again. */
+void sp_config_free(sp_config *cfg);
+
+/* Sets one key from text. `source` and (for SP_CONFIG_FILE) `file`/`line`
+ * only shape the error message. Returns 0, or -EINVAL (unknown key, bad
+ * value, out of bounds) with err filled and cfg unchanged. */
+int sp_config_set(sp_config *cfg, const char *key, const char *value, sp_config_source source,
+                  const char *file, int line, sp_config_error *err);
+
+/* Loads a YAML file (a mapping, nested mappings flatten to dotted keys;
+ * scalars only). Returns 0, or -errno / -EINVAL with err naming the file,
+ * line and key. */
+int sp_config_load_file(sp_config *cfg, const char *path, sp_config_error *err);
+/* Parses YAML held in memory; `name` is used in messages. Fuzz entry point. */
+int sp_config_load_string(sp_config *cfg, const char *name, const char *text, size_t len,
+                          sp_config_error *err);
+
+/* Applies every SPATE_<KEY> variable in envp (NULL-terminated, as environ):
+ * the key upper-cased with '.' as '_' (SPATE_HTTP_MAX_BODY_BYTES). Also
+ * SPATE_KAFKA_BOOTSTRAP -> kafka bootstrap.servers. Variables that match no
+ * key are ignored except SPATE_CONFIG, which the caller reads. Returns 0 or
+ * -EINVAL with err filled. */
+int sp_config_load_env(sp_config *cfg, char *const *envp, sp_config_error *err);
+
+/* Writes the effective configuration as YAML that sp_config_load_file
+ * accepts back (a round trip gives the same cfg). */
+void sp_config_print(const sp_config *cfg, FILE *out);
+
+/* Calls fn for every known key with its help line and default, in table
+ * order (for `spate help serve` and docs). */
+void sp_config_each(void (*fn)(const char *key, const char *type, const char *def,
+                               const char *help, void *udata),
+                    void *udata);
+
+/* Helpers shared with the CLI; each returns 0 or -EINVAL. */
+int sp_config_parse_size(const char *text, int64_t *out);
+int sp_config_parse_duration_ms(const char *text, int64_t *out);
+int sp_config_parse_bool(const char *text, bool *out);
+
+#endif

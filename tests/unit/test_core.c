@@ -1,0 +1,83 @@
+/* Unit tests for src/core: buffers, JSON writer, numbers, dates. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/time.h"
+
+static void test_buf_limit(void **state)
+{
+    (void)state;
+    sp_buf b;
+    sp_buf_init(&b, 8);
+    assert_int_equal(sp_buf_append(&b, "12345678", 8), 0);
+    assert_int_equal(sp_buf_append(&b, "9", 1), -ENOBUFS);
+    assert_int_equal(b.len, 8);
+    assert_memory_equal(b.base, "12345678", 8);
+    sp_buf_consume(&b, 3);
+    assert_string_equal(b.base, "45678");
+    assert_int_equal(sp_buf_printf(&b, "%d", 123), 0);
+    assert_int_equal(sp_buf_printf(&b, "%d", 4), -ENOBUFS);
+    assert_string_equal(b.base, "45678123");
+    sp_buf_free(&b);
+}
+
+static void test_buf_numbers(void **state)
+{
+    (void)state;
+    sp_buf b;
+    sp_buf_init(&b, SP_BUF_UNLIMITED);
+    sp_buf_append_u64(&b, 0);
+    sp_buf_putc(&b, ' ');
+    sp_buf_append_i64(&b, -9223372036854775807LL - 1);
+    sp_buf_putc(&b, ' ');
+    sp_buf_append_u64(&b, 18446744073709551615ULL);
+    assert_string_equal(b.base, "0 -9223372036854775808 18446744073709551615");
+    sp_buf_free(&b);
+    unsigned long long v;
+    assert_int_equal(sp_slice_to_u64(SP_SLICE_LIT("1234"), 10000, &v), 0);
+    assert_int_equal(v, 1234);
+    assert_int_equal(sp_slice_to_u64(SP_SLICE_LIT("10001"), 10000, &v), -1);
+    assert_int_equal(sp_slice_to_u64(SP_SLICE_LIT("+1"), 10000, &v), -1);
+    assert_int_equal(sp_slice_to_u64(SP_SLICE_LIT(""), 10000, &v), -1);
+    assert_int_equal(sp_slice_to_u64(SP_SLICE_LIT("99999999999999999999"), ~0ULL, &v), -1);
+}
+
+static void test_json_escape(void **state)
+{
+    (void)state;
+    sp_buf b;
+    sp_buf_init(&b, SP_BUF_UNLIMITED);
+    sp_json_str(&b, SP_SLICE_LIT("a\"b\\c\n\x01\xc3\xa9\xff\xed\xa0\x80z"));
+    assert_string_equal(b.base, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\\ufffd\\ufffd\\ufffd\\ufffdz\"");
+    sp_buf_reset(&b);
+    sp_json_detail(&b, SP_SLICE_LIT("Not Found"));
+    assert_string_equal(b.base, "{\"detail\":\"Not Found\"}");
+    sp_buf_free(&b);
+}
+
+static void test_dates(void **state)
+{
+    (void)state;
+    char out[32];
+    assert_int_equal(sp_time_http_date(784111777, out), 29);
+    assert_string_equal(out, "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_int_equal(sp_time_iso8601_ms(784111777123LL, out), 24);
+    assert_string_equal(out, "1994-11-06T08:49:37.123Z");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_limit),
+        cmocka_unit_test(test_buf_numbers),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_dates),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
