@@ -78,6 +78,13 @@ typedef enum sp_config_source {
     SP_CONFIG_FLAG,
 } sp_config_source;
 
+/* Hard limits on what the loaders accept (curl-style: every input has one). */
+#define SP_CONFIG_FILE_MAX (1024 * 1024) /* bytes of YAML, file or string */
+#define SP_CONFIG_KEY_MAX 128            /* bytes of a dotted key */
+#define SP_CONFIG_VALUE_MAX 65536        /* bytes of one value */
+#define SP_CONFIG_KAFKA_MAX 256          /* kafka.* pass-through entries */
+#define SP_CONFIG_DEPTH_MAX 16           /* nested mappings in the file */
+
 /* What went wrong, for one clear line on stderr. */
 typedef struct sp_config_error {
     char msg[512]; /* e.g. "config.yaml:12: http.port: 70000 is above the maximum 65535" */
@@ -90,13 +97,18 @@ void sp_config_free(sp_config *cfg);
 
 /* Sets one key from text. `source` and (for SP_CONFIG_FILE) `file`/`line`
  * only shape the error message. Returns 0, or -EINVAL (unknown key, bad
- * value, out of bounds) with err filled and cfg unchanged. */
+ * value, out of bounds) with err filled and cfg unchanged.
+ * For SP_CONFIG_ENV a non-NULL `file` names the variable, and for
+ * SP_CONFIG_FLAG the flag ("--port"); NULL gives "SPATE_<KEY>" and
+ * "--set KEY". err may be NULL. */
 int sp_config_set(sp_config *cfg, const char *key, const char *value, sp_config_source source,
                   const char *file, int line, sp_config_error *err);
 
 /* Loads a YAML file (a mapping, nested mappings flatten to dotted keys;
  * scalars only). Returns 0, or -errno / -EINVAL with err naming the file,
- * line and key. */
+ * line and key; -EFBIG past SP_CONFIG_FILE_MAX. A key given twice in one
+ * file is an error. On any error cfg is unchanged (the loaders work on a
+ * copy and swap it in on success). */
 int sp_config_load_file(sp_config *cfg, const char *path, sp_config_error *err);
 /* Parses YAML held in memory; `name` is used in messages. Fuzz entry point. */
 int sp_config_load_string(sp_config *cfg, const char *name, const char *text, size_t len,
@@ -112,6 +124,9 @@ int sp_config_load_env(sp_config *cfg, char *const *envp, sp_config_error *err);
 /* Writes the effective configuration as YAML that sp_config_load_file
  * accepts back (a round trip gives the same cfg). */
 void sp_config_print(const sp_config *cfg, FILE *out);
+
+/* True when every setting and the kafka list (in order) are the same. */
+bool sp_config_equal(const sp_config *a, const sp_config *b);
 
 /* Calls fn for every known key with its help line and default, in table
  * order (for `spate help serve` and docs). */

@@ -1,0 +1,281 @@
+/* cmd_serve.c - `spate serve`: configuration, the server's threads, signals.
+ *
+ * Configuration is assembled in the documented order (defaults < file <
+ * SPATE_* environment < flags); every flag is just a name for a config key,
+ * so the flag table below is the whole mapping. The main thread binds the
+ * listeners, starts the I/O threads, then runs a small loop of its own that
+ * only waits for SIGTERM/SIGINT and starts the graceful drain. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "http/http.h"
+
+extern char **environ;
+
+/* Flags that are names for config keys. */
+static const struct {
+    const char *flag;
+    const char *key;
+    const char *arg;
+    const char *help;
+} flag_keys[] = {
+    { "host", "http.host", "ADDR", "address to listen on (default 127.0.0.1)" },
+    { "port", "http.port", "PORT", "port to listen on (default 8000; 0 = any free port)" },
+    { "threads", "server.threads", "N", "I/O threads (default: number of cores)" },
+    { "data-dir", "server.data_dir", "DIR", "where the embedded log lives (default ./data)" },
+    { "shutdown-timeout", "server.shutdown_timeout", "DUR", "graceful drain bound (default 10s)" },
+    { "log-level", "log.level", "LEVEL", "debug, info, warn or error (default info)" },
+};
+
+enum { OPT_CONFIG = 1000, OPT_PRINT, OPT_SET, OPT_ACCESS_LOG, OPT_FLAG_BASE = 2000 };
+
+void sp_cli_serve_help(void)
+{
+    printf("usage: spate serve [options]\n\n"
+           "Runs the server. Settings come from defaults < --config FILE (YAML) <\n"
+           "SPATE_* environment variables < flags; see docs/CONFIG.md.\n\noptions:\n");
+    for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++)
+        printf("  --%s %-6s %s [%s]\n", flag_keys[i].flag, flag_keys[i].arg, flag_keys[i].help,
+               flag_keys[i].key);
+    printf("  --config FILE      YAML configuration file (or SPATE_CONFIG)\n"
+           "  --set KEY=VALUE    set any configuration key, e.g. --set http.max_body_bytes=4MiB\n"
+           "  --access-log       log every request\n"
+           "  --print-config     print the effective configuration as YAML and exit\n"
+           "  -h, --help         this help\n");
+}
+
+typedef struct pending_flag {
+    const char *key;
+    char *value;
+} pending_flag;
+
+typedef struct serve_args {
+    const char *config_path;
+    bool print_config;
+    pending_flag flags[64];
+    size_t nflags;
+} serve_args;
+
+static int add_flag(serve_args *a, const char *key, char *value)
+{
+    if (a->nflags == sizeof a->flags / sizeof a->flags[0]) {
+        fprintf(stderr, "spate serve: too many flags\n");
+        return 2;
+    }
+    a->flags[a->nflags].key = key;
+    a->flags[a->nflags].value = value;
+    a->nflags++;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, serve_args *a)
+{
+    struct option opts[32];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++)
+        opts[n++] = (struct option){ flag_keys[i].flag, required_argument, NULL, OPT_FLAG_BASE + (int)i };
+    opts[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
+    opts[n++] = (struct option){ "print-config", no_argument, NULL, OPT_PRINT };
+    opts[n++] = (struct option){ "set", required_argument, NULL, OPT_SET };
+    opts[n++] = (struct option){ "access-log", no_argument, NULL, OPT_ACCESS_LOG };
+    opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+    opts[n] = (struct option){ NULL, 0, NULL, 0 };
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        int rc = 0;
+        if (c == 'h') {
+            sp_cli_serve_help();
+            exit(0);
+        } else if (c == OPT_CONFIG) {
+            a->config_path = optarg;
+        } else if (c == OPT_PRINT) {
+            a->print_config = true;
+        } else if (c == OPT_ACCESS_LOG) {
+            rc = add_flag(a, "log.access", "true");
+        } else if (c == OPT_SET) {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg) {
+                fprintf(stderr, "spate serve: --set wants KEY=VALUE, got '%s'\n", optarg);
+                return 2;
+            }
+            *eq = '\0';
+            rc = add_flag(a, optarg, eq + 1);
+        } else if (c >= OPT_FLAG_BASE) {
+            rc = add_flag(a, flag_keys[c - OPT_FLAG_BASE].key, optarg);
+        } else if (c == ':') {
+            fprintf(stderr, "spate serve: option '%s' needs a value (see spate help serve)\n",
+                    argv[optind - 1]);
+            return 2;
+        } else {
+            fprintf(stderr, "spate serve: unknown option '%s' (see spate help serve)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+        if (rc)
+            return rc;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "spate serve: unexpected argument '%s' (see spate help serve)\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+static int load_config(serve_args *a, sp_config *cfg)
+{
+    sp_config_error err;
+    const char *path = a->config_path ? a->config_path : getenv("SPATE_CONFIG");
+    if (path && sp_config_load_file(cfg, path, &err) != 0) {
+        fprintf(stderr, "spate serve: %s\n", err.msg);
+        return 2;
+    }
+    if (sp_config_load_env(cfg, environ, &err) != 0) {
+        fprintf(stderr, "spate serve: %s\n", err.msg);
+        return 2;
+    }
+    for (size_t i = 0; i < a->nflags; i++) {
+        if (sp_config_set(cfg, a->flags[i].key, a->flags[i].value, SP_CONFIG_FLAG, NULL, 0, &err)) {
+            fprintf(stderr, "spate serve: %s\n", err.msg);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static void http_options_from(const sp_config *cfg, sp_http_options *o)
+{
+    sp_http_options_default(o);
+    o->host = cfg->host;
+    o->port = (int)cfg->port;
+    o->threads = cfg->threads > 0 ? (unsigned)cfg->threads : uv_available_parallelism();
+    o->limits.max_request_line = (size_t)cfg->max_request_line;
+    o->limits.max_header_bytes = (size_t)cfg->max_header_bytes;
+    o->limits.max_headers = (size_t)cfg->max_headers;
+    o->limits.max_body_bytes = (size_t)cfg->max_body_bytes;
+    o->limits.header_timeout_ms = (uint64_t)cfg->header_timeout_ms;
+    o->limits.body_timeout_ms = (uint64_t)cfg->body_timeout_ms;
+    o->limits.keepalive_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms;
+    o->limits.max_requests_per_conn = (unsigned)cfg->max_requests_per_conn;
+    o->limits.max_pipelined = (unsigned)cfg->max_pipelined;
+    o->limits.max_connections = (unsigned)cfg->max_connections;
+    o->limits.max_output_bytes = (size_t)cfg->max_output_bytes;
+    o->access_log = cfg->access_log;
+    o->slow_handler_ms = (uint64_t)cfg->slow_handler_ms;
+    o->loop_lag_interval_ms = (uint64_t)cfg->loop_lag_interval_ms;
+    o->shutdown_timeout_ms = (uint64_t)cfg->shutdown_timeout_ms;
+}
+
+/* More connections than the default soft limit of 1024 fds need this. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int make_data_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "spate serve: cannot create data directory '%s': %s\n", dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct signal_ctx {
+    sp_http_server *srv;
+    uv_signal_t sigterm, sigint;
+    int count;
+} signal_ctx;
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    signal_ctx *ctx = h->data;
+    if (ctx->count++ == 0) {
+        SP_LOG_INFO("shutting down", SP_LF_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
+                                         SP_LF_INT("connections", sp_http_server_connections(ctx->srv)));
+        sp_http_server_shutdown(ctx->srv);
+        uv_close((uv_handle_t *)&ctx->sigterm, NULL);
+        uv_close((uv_handle_t *)&ctx->sigint, NULL);
+    }
+}
+
+static int run_server(const sp_config *cfg)
+{
+    sp_api api = { .start_ms = sp_time_now_ms() };
+    sp_router *router = sp_router_new();
+    sp_http_server *srv = NULL;
+    int exit_code = 1;
+    if (sp_api_register_builtin(router, &api) != 0)
+        goto out_router;
+    sp_http_options o;
+    http_options_from(cfg, &o);
+    int rc = sp_http_server_new(&o, router, &srv);
+    if (rc != 0) {
+        SP_LOG_ERROR("cannot listen", SP_LF_STR("host", cfg->host) SP_LF_INT("port", cfg->port)
+                                          SP_LF_STR("error", strerror(-rc)));
+        goto out_router;
+    }
+    api.srv = srv;
+    if ((rc = sp_http_server_start(srv)) != 0) {
+        SP_LOG_ERROR("cannot start I/O threads", SP_LF_STR("error", uv_strerror(rc)));
+        goto out_server;
+    }
+    SP_LOG_INFO("listening", SP_LF_STR("host", cfg->host) SP_LF_INT("port", sp_http_server_port(srv))
+                                 SP_LF_INT("threads", o.threads) SP_LF_STR("version", SPATE_VERSION));
+    uv_loop_t main_loop;
+    uv_loop_init(&main_loop);
+    signal_ctx sig = { .srv = srv };
+    uv_signal_init(&main_loop, &sig.sigterm);
+    uv_signal_init(&main_loop, &sig.sigint);
+    sig.sigterm.data = sig.sigint.data = &sig;
+    uv_signal_start(&sig.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sig.sigint, on_signal, SIGINT);
+    uv_run(&main_loop, UV_RUN_DEFAULT);
+    uv_loop_close(&main_loop);
+    exit_code = sp_http_server_wait(srv) == 0 ? 0 : 1;
+    SP_LOG_INFO("stopped", SP_LF_INT("exit_code", exit_code));
+out_server:
+    sp_http_server_free(srv);
+out_router:
+    sp_router_free(router);
+    return exit_code;
+}
+
+int sp_cli_serve(int argc, char **argv)
+{
+    serve_args a = { 0 };
+    int rc = parse_args(argc, argv, &a);
+    if (rc)
+        return rc;
+    sp_config cfg;
+    sp_config_init(&cfg);
+    rc = load_config(&a, &cfg);
+    if (rc == 0 && a.print_config) {
+        sp_config_print(&cfg, stdout);
+    } else if (rc == 0) {
+        sp_log_set_level_name(cfg.log_level);
+        signal(SIGPIPE, SIG_IGN);
+        raise_fd_limit();
+        rc = make_data_dir(cfg.data_dir);
+        if (rc == 0)
+            rc = run_server(&cfg);
+    }
+    sp_config_free(&cfg);
+    return rc;
+}

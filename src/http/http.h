@@ -1,0 +1,161 @@
+/* http.h - spate's HTTP/1.1 server: requests, responses, handlers.
+ *
+ * A server runs one worker per I/O loop (sp_loop); each worker has its own
+ * SO_REUSEPORT listener and owns its connections for their whole life.
+ * Requests are parsed by llhttp in strict mode (no lenient flags) with
+ * every limit in sp_http_limits enforced before anything is allocated.
+ *
+ * Handlers run on the connection's loop. A handler answers with one of the
+ * sp_http_respond* calls, either before it returns or later on the same
+ * loop (for example when a durable append completes). Pipelined requests
+ * are answered strictly in order: a response produced early is held until
+ * every earlier response has been written. Once a response is given the
+ * request object belongs to the server again and must not be touched. */
+#ifndef SP_HTTP_HTTP_H
+#define SP_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/loop.h"
+#include "core/slice.h"
+
+typedef struct sp_http_server sp_http_server;
+typedef struct sp_http_req sp_http_req;
+typedef struct sp_router sp_router;
+
+typedef enum sp_http_method {
+    SP_HTTP_OTHER = 0,
+    SP_HTTP_GET,
+    SP_HTTP_HEAD,
+    SP_HTTP_POST,
+    SP_HTTP_PUT,
+    SP_HTTP_DELETE,
+    SP_HTTP_PATCH,
+    SP_HTTP_OPTIONS,
+    SP_HTTP_METHOD_COUNT
+} sp_http_method;
+
+typedef struct sp_http_header {
+    sp_slice name;
+    sp_slice value;
+} sp_http_header;
+
+typedef struct sp_http_limits {
+    size_t max_request_line;    /* URL bytes; over it -> 414 */
+    size_t max_header_bytes;    /* all header names+values; over it -> 431 */
+    size_t max_headers;         /* header count; over it -> 431 */
+    size_t max_body_bytes;      /* declared or streamed body; over it -> 413 */
+    uint64_t header_timeout_ms; /* first byte to end of headers -> 408 */
+    uint64_t body_timeout_ms;   /* idle gap while reading a body -> 408 */
+    uint64_t keepalive_timeout_ms; /* idle between requests -> close */
+    unsigned max_requests_per_conn;
+    unsigned max_pipelined;     /* requests in flight per connection; reading pauses past it */
+    unsigned max_connections;   /* per process; over it -> 503 and close */
+    size_t max_output_bytes;    /* queued response bytes per connection; reading pauses past it */
+} sp_http_limits;
+
+typedef struct sp_http_options {
+    const char *host;
+    int port; /* 0: any free port (see sp_http_server_port) */
+    unsigned threads;
+    sp_http_limits limits;
+    bool access_log;
+    uint64_t slow_handler_ms;   /* handler running longer is logged with its route */
+    uint64_t loop_lag_interval_ms;
+    uint64_t shutdown_timeout_ms;
+} sp_http_options;
+
+/* Fills opts with the built-in defaults (the same as config.h's). */
+void sp_http_options_default(sp_http_options *opts);
+
+/* ---- handlers ------------------------------------------------------------ */
+
+typedef void (*sp_http_handler_fn)(sp_http_req *req, void *udata);
+
+/* What a handler may read. Every slice points into memory owned by the
+ * request and lives until the response is given. */
+sp_http_method sp_http_req_method(const sp_http_req *req);
+sp_slice sp_http_req_method_name(const sp_http_req *req);
+sp_slice sp_http_req_path(const sp_http_req *req);  /* without the query */
+sp_slice sp_http_req_query(const sp_http_req *req); /* after '?', may be empty */
+sp_slice sp_http_req_body(const sp_http_req *req);
+/* The first header with this name (case-insensitive), or a NULL slice. */
+sp_slice sp_http_req_header(const sp_http_req *req, sp_slice name);
+size_t sp_http_req_header_count(const sp_http_req *req);
+const sp_http_header *sp_http_req_headers(const sp_http_req *req);
+/* A path parameter ("{t}" in "/v1/topics/{t}") by name, or a NULL slice. */
+sp_slice sp_http_req_param(const sp_http_req *req, const char *name);
+/* Looks up `name` in the query string; stores the raw (still %-encoded)
+ * value and returns true when present. */
+bool sp_http_req_query_param(const sp_http_req *req, const char *name, sp_slice *value);
+sp_slice sp_http_req_id(const sp_http_req *req);
+/* The loop the request lives on (post completions back to it). */
+sp_loop *sp_http_req_loop(const sp_http_req *req);
+sp_http_server *sp_http_req_server(const sp_http_req *req);
+
+/* ---- responses ----------------------------------------------------------- */
+
+/* Sends a complete response. `headers` are extra headers (Content-Type,
+ * Allow, Retry-After, ...); the server adds Date, Server, Content-Length,
+ * X-Request-Id and Connection itself. The body is copied. For HEAD the body
+ * is not sent but Content-Length is. After this call `req` is gone. */
+void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers,
+                     size_t nheaders, sp_slice body);
+/* Sends `json` with Content-Type: application/json. */
+void sp_http_respond_json(sp_http_req *req, int status, sp_slice json);
+/* Sends {"detail": msg} with the given status. */
+void sp_http_respond_error(sp_http_req *req, int status, const char *msg);
+/* Asks for the connection to close after this request's response. */
+void sp_http_req_set_close(sp_http_req *req);
+
+/* A scratch buffer for building a response body; valid until the response
+ * is given. Its limit is max_output_bytes. */
+sp_buf *sp_http_req_scratch(sp_http_req *req);
+
+const char *sp_http_status_text(int status);
+
+/* ---- router -------------------------------------------------------------- */
+
+/* Creates an empty router. Routes are added before the server starts and
+ * never change afterwards, so every loop reads it without a lock. */
+sp_router *sp_router_new(void);
+void sp_router_free(sp_router *r);
+/* Adds a route. `pattern` is a path whose segments are literals or
+ * "{name}" parameters ("/v1/topics/{t}/records"); it is also the route's
+ * label in metrics and logs. GET routes answer HEAD too. Returns 0,
+ * -EEXIST for a duplicate, -EINVAL for a bad pattern, -ENOSPC past the
+ * route limit. */
+int sp_router_add(sp_router *r, sp_http_method method, const char *pattern, sp_http_handler_fn fn,
+                  void *udata);
+
+/* ---- server -------------------------------------------------------------- */
+
+/* Creates the server: binds one SO_REUSEPORT listener per thread on the
+ * calling thread (so EADDRINUSE and friends are reported here), but starts
+ * nothing. The router must outlive the server. Returns 0 or a negative
+ * errno; *out is set only on success. */
+int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_server **out);
+/* The port actually bound (useful with port 0). */
+int sp_http_server_port(const sp_http_server *srv);
+/* Starts the I/O threads. Returns 0 or a negative errno. */
+int sp_http_server_start(sp_http_server *srv);
+/* Graceful stop, callable from any thread: stop accepting, finish
+ * in-flight requests, close idle connections; connections still busy after
+ * shutdown_timeout are closed. Returns at once; sp_http_server_wait()
+ * blocks until the workers are gone. */
+void sp_http_server_shutdown(sp_http_server *srv);
+/* Joins every worker. Returns 0, or UV_EBUSY if a loop leaked a handle. */
+int sp_http_server_wait(sp_http_server *srv);
+void sp_http_server_free(sp_http_server *srv);
+
+/* Appends the Prometheus text exposition of the HTTP metrics (summed over
+ * every worker) to out. Safe on any worker's loop while others run. */
+void sp_http_server_metrics(sp_http_server *srv, sp_buf *out);
+/* Open connections in the whole process. */
+unsigned sp_http_server_connections(const sp_http_server *srv);
+bool sp_http_server_is_draining(const sp_http_server *srv);
+
+#endif

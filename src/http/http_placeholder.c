@@ -1,2 +1,0 @@
-int sp__http_placeholder(void);
-int sp__http_placeholder(void) { return 0; }

@@ -1,0 +1,323 @@
+/* parser.c - HTTP/1.1 request parsing: llhttp in, sp_http_req out.
+ *
+ * llhttp (compiled in strict mode, no lenient flag ever set) validates the
+ * syntax: request line, header tokens, CL/TE conflicts, chunk sizes. This
+ * file adds what llhttp leaves to its user: copying the head into the
+ * request (URL and headers may arrive split across reads), every size
+ * limit checked before the bytes are stored, Host for HTTP/1.1, versions,
+ * and pausing after a request when the owner asks for backpressure.
+ *
+ * No sockets here: a parser is driven by sp__http_parser_feed, which is
+ * what the server, the unit tests and the fuzz target all call. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/alloc.h"
+#include "http/http_int.h"
+
+static sp_http_parser *P(llhttp_t *ll)
+{
+    return sp_container_of(ll, sp_http_parser, ll);
+}
+
+/* Records a limit failure; returning -1 makes llhttp stop with HPE_USER. */
+static int fail(sp_http_parser *p, int status, const char *msg)
+{
+    p->error_status = status;
+    p->error_msg = msg;
+    return -1;
+}
+
+static int on_message_begin(llhttp_t *ll)
+{
+    sp_http_parser *p = P(ll);
+    p->cur = p->hooks->new_req(p);
+    p->in_value = false;
+    if (p->hooks->on_begin)
+        p->hooks->on_begin(p);
+    return 0;
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+    sp_http_parser *p = P(ll);
+    sp_http_req *req = p->cur;
+    if (len > p->limits->max_request_line - req->url_len)
+        return fail(p, 414, "Request-URI Too Long");
+    sp_buf_append(&req->head, at, len); /* cannot fail: head limit covers the URL */
+    req->url_len += (uint32_t)len;
+    return 0;
+}
+
+static int add_span(sp_http_parser *p, sp_http_req *req)
+{
+    if (req->nheaders >= p->limits->max_headers)
+        return fail(p, 431, "Too many request headers");
+    if (req->nheaders == req->cap_headers) {
+        uint32_t cap = req->cap_headers ? req->cap_headers * 2 : 16;
+        if (cap > p->limits->max_headers)
+            cap = (uint32_t)p->limits->max_headers;
+        req->spans = sp_xrealloc(req->spans, cap * sizeof *req->spans);
+        req->headers = sp_xrealloc(req->headers, cap * sizeof *req->headers);
+        req->cap_headers = cap;
+    }
+    sp__hdr_span *s = &req->spans[req->nheaders++];
+    s->name_off = (uint32_t)req->head.len;
+    s->name_len = s->val_off = s->val_len = 0;
+    return 0;
+}
+
+static int append_head(sp_http_parser *p, sp_http_req *req, const char *at, size_t len)
+{
+    if (len > p->limits->max_header_bytes - (req->head.len - req->url_len))
+        return fail(p, 431, "Request Header Fields Too Large");
+    sp_buf_append(&req->head, at, len);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+    sp_http_parser *p = P(ll);
+    sp_http_req *req = p->cur;
+    if (req->nheaders == 0 || p->in_value) {
+        if (add_span(p, req))
+            return -1;
+        p->in_value = false;
+    }
+    if (append_head(p, req, at, len))
+        return -1;
+    req->spans[req->nheaders - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+/* llhttp 8 accepts obs-fold even in strict mode: it reports the folded
+ * line as a second piece of the same value, skipping the CRLF. A second
+ * piece is legitimate only when it continues the first byte for byte, in
+ * the same read or at the start of the next one after the first ended its
+ * read; anything else is a fold, which RFC 9112 lets us reject. */
+static bool contiguous(const sp_http_parser *p, const char *at)
+{
+    if (p->val_gen == p->feed_gen)
+        return at == p->val_end;
+    return p->val_end == p->val_feed_end && at == p->feed_start;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+    sp_http_parser *p = P(ll);
+    sp_http_req *req = p->cur;
+    sp__hdr_span *s = &req->spans[req->nheaders - 1];
+    if (!p->in_value) {
+        p->in_value = true;
+        s->val_off = (uint32_t)req->head.len;
+    }
+    if (s->val_len && !contiguous(p, at))
+        return fail(p, 400, "Obsolete line folding is not allowed in header values");
+    p->val_end = at + len;
+    p->val_feed_end = p->feed_end;
+    p->val_gen = p->feed_gen;
+    if (append_head(p, req, at, len))
+        return -1;
+    s->val_len += (uint32_t)len;
+    return 0;
+}
+
+/* An empty header value produces no on_header_value call. */
+static int on_header_value_complete(llhttp_t *ll)
+{
+    sp_http_parser *p = P(ll);
+    if (!p->in_value) {
+        sp__hdr_span *s = &p->cur->spans[p->cur->nheaders - 1];
+        s->val_off = (uint32_t)p->cur->head.len;
+        p->in_value = true;
+    }
+    return 0;
+}
+
+static sp_http_method map_method(uint8_t m)
+{
+    switch (m) {
+    case HTTP_GET: return SP_HTTP_GET;
+    case HTTP_HEAD: return SP_HTTP_HEAD;
+    case HTTP_POST: return SP_HTTP_POST;
+    case HTTP_PUT: return SP_HTTP_PUT;
+    case HTTP_DELETE: return SP_HTTP_DELETE;
+    case HTTP_PATCH: return SP_HTTP_PATCH;
+    case HTTP_OPTIONS: return SP_HTTP_OPTIONS;
+    default: return SP_HTTP_OTHER;
+    }
+}
+
+/* Turns offsets into slices now that the head buffer stops growing. */
+static void finish_head(sp_http_req *req)
+{
+    const char *base = req->head.base;
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        sp__hdr_span *s = &req->spans[i];
+        req->headers[i].name = sp_slice_make(base + s->name_off, s->name_len);
+        req->headers[i].value = sp_slice_make(base + s->val_off, s->val_len);
+    }
+    const char *q = memchr(base, '?', req->url_len);
+    if (q) {
+        req->path = sp_slice_make(base, (size_t)(q - base));
+        req->query = sp_slice_make(q + 1, req->url_len - (size_t)(q - base) - 1);
+    } else {
+        req->path = sp_slice_make(base, req->url_len);
+        req->query = sp_slice_make(base + req->url_len, 0);
+    }
+}
+
+static int check_head(sp_http_parser *p, sp_http_req *req)
+{
+    llhttp_t *ll = &p->ll;
+    if (ll->http_major != 1 || ll->http_minor > 1)
+        return fail(p, 505, "HTTP Version Not Supported");
+    if (req->url_len == 0 || req->head.base[0] != '/') {
+        /* absolute-form and asterisk-form are for proxies and OPTIONS *; we
+         * are an origin server. */
+        return fail(p, 400, "Request target must be an absolute path");
+    }
+    sp_slice host = sp_http_req_header(req, SP_SLICE_LIT("host"));
+    if (ll->http_minor == 1 && host.base == NULL)
+        return fail(p, 400, "Missing Host header");
+    unsigned hosts = 0;
+    for (uint32_t i = 0; i < req->nheaders; i++)
+        hosts += sp_slice_case_eq(req->headers[i].name, SP_SLICE_LIT("host"));
+    if (hosts > 1)
+        return fail(p, 400, "Duplicate Host header");
+    if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > p->limits->max_body_bytes)
+        return fail(p, 413, "Request body too large");
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    sp_http_parser *p = P(ll);
+    sp_http_req *req = p->cur;
+    finish_head(req);
+    req->method = map_method(ll->method);
+    req->method_name = sp_slice_cstr(llhttp_method_name((llhttp_method_t)ll->method));
+    req->http_major = ll->http_major;
+    req->http_minor = ll->http_minor;
+    req->keepalive = llhttp_should_keep_alive(ll) != 0;
+    if (check_head(p, req))
+        return -1;
+    sp_slice expect = sp_http_req_header(req, SP_SLICE_LIT("expect"));
+    if (expect.base) {
+        if (!sp_slice_case_eq(expect, SP_SLICE_LIT("100-continue")))
+            return fail(p, 417, "Unsupported Expect value");
+        req->expect_continue = ll->http_minor == 1;
+    }
+    if (ll->flags & F_CONTENT_LENGTH)
+        sp_buf_reserve(&req->body, (size_t)ll->content_length); /* within max_body_bytes */
+    if (ll->upgrade) {
+        /* Upgrade/CONNECT: no body; the owner decides (WebSocket later). */
+        req->is_upgrade = true;
+    }
+    if (p->hooks->on_head)
+        p->hooks->on_head(p, req);
+    return 0;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    sp_http_parser *p = P(ll);
+    if (sp_buf_append(&p->cur->body, at, len))
+        return fail(p, 413, "Request body too large");
+    if (p->hooks->on_body)
+        p->hooks->on_body(p);
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    sp_http_parser *p = P(ll);
+    sp_http_req *req = p->cur;
+    p->cur = NULL;
+    bool pause = p->hooks->on_request(p, req);
+    if (pause) {
+        p->paused = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_header_value_complete = on_header_value_complete,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void sp__http_parser_init(sp_http_parser *p, const sp_http_limits *limits,
+                          const sp_http_parser_hooks *hooks, void *owner)
+{
+    memset(p, 0, sizeof *p);
+    llhttp_init(&p->ll, HTTP_REQUEST, &settings);
+    p->limits = limits;
+    p->hooks = hooks;
+    p->owner = owner;
+}
+
+/* llhttp reports every version problem as HPE_INVALID_VERSION; only a
+ * well-formed version we do not speak deserves 505, broken syntax is 400. */
+static int status_for(llhttp_errno_t err, const char *reason)
+{
+    if (err == HPE_INVALID_VERSION && reason &&
+        (strcmp(reason, "Invalid HTTP version") == 0 || strcmp(reason, "Invalid major version") == 0 ||
+         strcmp(reason, "Invalid minor version") == 0))
+        return 505;
+    return 400;
+}
+
+int sp__http_parser_feed(sp_http_parser *p, const char *data, size_t len, size_t *consumed)
+{
+    p->feed_gen++;
+    p->feed_start = data;
+    p->feed_end = data + len;
+    llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
+    if (err == HPE_OK) {
+        *consumed = len;
+        return SP_HTTP_FEED_OK;
+    }
+    const char *pos = llhttp_get_error_pos(&p->ll);
+    *consumed = pos ? (size_t)(pos - data) : len;
+    if (err == HPE_PAUSED)
+        return SP_HTTP_FEED_PAUSED;
+    if (err == HPE_PAUSED_UPGRADE) {
+        p->upgrade = true;
+        return SP_HTTP_FEED_PAUSED;
+    }
+    if (p->error_status)
+        return p->error_status;
+    p->error_msg = llhttp_get_error_reason(&p->ll);
+    if (p->error_msg == NULL)
+        p->error_msg = llhttp_errno_name(err);
+    p->error_status = status_for(err, p->error_msg);
+    return p->error_status;
+}
+
+void sp__http_parser_resume(sp_http_parser *p)
+{
+    if (p->paused) {
+        p->paused = false;
+        llhttp_resume(&p->ll);
+    }
+}
+
+bool sp__http_parser_mid_request(const sp_http_parser *p)
+{
+    return p->cur != NULL;
+}
+
+void sp__http_parser_reset(sp_http_parser *p, void (*release)(sp_http_req *))
+{
+    if (p->cur) {
+        release(p->cur);
+        p->cur = NULL;
+    }
+}

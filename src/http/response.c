@@ -1,0 +1,183 @@
+/* response.c - turning answers into bytes, in request order.
+ *
+ * Each connection keeps its dispatched requests in a FIFO. A response for
+ * the request at the head is serialised straight into the connection's
+ * output buffer; one for a later request (a pipelined request whose
+ * handler finished first) is held in that request's own buffer until every
+ * earlier response is out. Responses produced in one read are coalesced
+ * into one write (see server.c's flush). */
+#include <time.h>
+
+#include "core/json.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "http/http_int.h"
+
+const char *sp_http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+void sp__http_worker_update_date(sp_http_worker *w)
+{
+    time_t now = time(NULL);
+    if ((uint64_t)now != w->date_sec) {
+        w->date_sec = (uint64_t)now;
+        sp_time_http_date((int64_t)now, w->date);
+    }
+}
+
+static bool status_has_body(int status)
+{
+    return !(status == 204 || status == 304 || (status >= 100 && status < 200));
+}
+
+void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int status,
+                             const sp_http_header *headers, size_t nheaders, sp_slice body,
+                             bool keepalive)
+{
+    char num[24];
+    sp__http_worker_update_date(w);
+    bool with_body = status_has_body(status);
+    const char *text = sp_http_status_text(status);
+    sp_buf_reserve(b, 160 + body.len + req->request_id.len);
+    sp_buf_append(b, "HTTP/1.1 ", 9);
+    num[0] = (char)('0' + status / 100);
+    num[1] = (char)('0' + status / 10 % 10);
+    num[2] = (char)('0' + status % 10);
+    num[3] = ' ';
+    sp_buf_append(b, num, 4);
+    sp_buf_append_cstr(b, text);
+    sp_buf_append(b, "\r\nDate: ", 8);
+    sp_buf_append(b, w->date, 29);
+    sp_buf_append(b, "\r\nServer: spate\r\n", 17);
+    if (with_body) {
+        sp_buf_append(b, "Content-Length: ", 16);
+        sp_buf_append(b, num, sp_u64_to_dec(body.len, num));
+        sp_buf_append(b, "\r\n", 2);
+    }
+    if (req->request_id.len) {
+        sp_buf_append(b, "X-Request-Id: ", 14);
+        sp_buf_append_slice(b, req->request_id);
+        sp_buf_append(b, "\r\n", 2);
+    }
+    if (!keepalive)
+        sp_buf_append(b, "Connection: close\r\n", 19);
+    else if (req->http_minor == 0)
+        sp_buf_append(b, "Connection: keep-alive\r\n", 24);
+    for (size_t i = 0; i < nheaders; i++) {
+        sp_buf_append_slice(b, headers[i].name);
+        sp_buf_append(b, ": ", 2);
+        sp_buf_append_slice(b, headers[i].value);
+        sp_buf_append(b, "\r\n", 2);
+    }
+    sp_buf_append(b, "\r\n", 2);
+    if (with_body && req->method != SP_HTTP_HEAD)
+        sp_buf_append_slice(b, body);
+}
+
+static bool keep_alive(const sp_http_conn *c, const sp_http_req *req)
+{
+    const sp_http_limits *lim = &c->w->srv->opts.limits;
+    return req->keepalive && !req->close_after && !req->is_upgrade && !c->draining &&
+           !c->close_after_flush && !c->eof && c->nrequests < lim->max_requests_per_conn;
+}
+
+void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers,
+                     size_t nheaders, sp_slice body)
+{
+    sp_http_conn *c = req->conn;
+    req->status = status;
+    req->responded = true;
+    if (!c->closing) {
+        bool keep = keep_alive(c, req);
+        if (!keep)
+            req->close_after = true;
+        sp_buf *dst = c->q_head == req ? &c->out : &req->resp;
+        sp__http_write_response(c->w, dst, req, status, headers, nheaders, body, keep);
+    }
+    sp__http_advance_queue(c);
+}
+
+void sp_http_respond_json(sp_http_req *req, int status, sp_slice json)
+{
+    static const sp_http_header ct = { { "Content-Type", 12 }, { "application/json", 16 } };
+    sp_http_respond(req, status, &ct, 1, json);
+}
+
+void sp_http_respond_error(sp_http_req *req, int status, const char *msg)
+{
+    char storage[512];
+    sp_buf b = { storage, 0, sizeof storage - 1, sizeof storage - 1 };
+    sp_json_detail(&b, sp_slice_cstr(msg));
+    sp_http_respond_json(req, status, sp_buf_slice(&b));
+}
+
+static void access_log(sp_http_conn *c, sp_http_req *req, uint64_t dur_ns)
+{
+    SP_LOG_INFO("request",
+                SP_LF_SLICE("method", req->method_name) SP_LF_SLICE("path", req->path)
+                    SP_LF_INT("status", req->status) SP_LF_SLICE("request_id", req->request_id)
+                        SP_LF_STR("route", sp__router_label(c->w->srv->router, req->route_idx))
+                            SP_LF_DBL("ms", (double)dur_ns / 1e6));
+}
+
+void sp__http_advance_queue(sp_http_conn *c)
+{
+    sp_http_worker *w = c->w;
+    sp_http_req *req;
+    while ((req = c->q_head) != NULL && req->responded) {
+        c->q_head = req->next;
+        if (c->q_head == NULL)
+            c->q_tail = NULL;
+        c->inflight--;
+        if (!c->closing && !c->close_after_flush && req->resp.len)
+            sp_buf_append(&c->out, req->resp.base, req->resp.len);
+        if (req->close_after)
+            c->close_after_flush = true;
+        uint64_t dur = uv_hrtime() - req->start_ns;
+        sp__http_stats_request(&w->stats, req->route_idx, req->method, req->status, dur);
+        if (w->srv->opts.access_log)
+            access_log(c, req, dur);
+        sp__http_req_release(w, req);
+        c->refs--;
+    }
+    sp__http_conn_after_response(c);
+}
