@@ -20,6 +20,19 @@ case "${1:-all}" in
   *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
 esac
 
+# Web assets (Swagger UI for /docs) come from npm, pinned by web/package-lock.json;
+# install scripts stay off (swagger-ui-dist's only one is telemetry).
+install_web() {
+  local here
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  [[ -f "$here/web/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]] && return 0
+  command -v npm >/dev/null 2>&1 || { echo "install-deps: npm not found; /docs will be unavailable" >&2; return 0; }
+  echo "install-deps: installing web assets (npm ci in web/)" >&2
+  (cd "$here/web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2) ||
+    echo "install-deps: npm ci failed; /docs will be unavailable" >&2
+}
+trap install_web EXIT
+
 missing=()
 for p in "${want[@]}"; do
   st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -37,6 +50,6 @@ $SUDO apt-get update -qq
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d
-  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d; install_web' EXIT
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -7,10 +7,44 @@
 
 #include "http/http.h"
 
+struct sp_hub;
+
+typedef struct sp_api_options {
+    uint64_t ack_timeout_ms;     /* hard bound on a durable acknowledgement -> 504 */
+    size_t max_batch_records;    /* records in one produce request */
+    size_t max_read_records;     /* ?limit= ceiling for history reads */
+    unsigned max_json_depth;     /* nesting limit for strict JSON */
+    const char *news_topic;      /* seed route GET /latest-news reads it */
+    const char *items_topic;     /* seed route POST /items appends to it */
+} sp_api_options;
+
+/* A declared route bound to its topic (seed.c). */
+typedef struct sp_api_bound {
+    struct sp_api *api;
+    const char *topic;
+    size_t limit;
+} sp_api_bound;
+
 typedef struct sp_api {
     sp_http_server *srv;   /* set once the server exists; for /metrics, /readyz */
+    struct sp_hub *hub;    /* NULL: only the built-in endpoints */
+    sp_api_options opts;
     int64_t start_ms;      /* process start, for uptime */
+    sp_api_bound bound[8]; /* declared routes' state, owned here */
+    sp_router *router;     /* for /openapi.json */
+    const char *item_schema; /* the Item model's JSON Schema, for OpenAPI components */
+    size_t nbound;
 } sp_api;
+
+void sp_api_options_default(sp_api_options *o);
+
+/* The schema compiler for topic schemas (src/api/validate.c). */
+extern const struct sp_hub_schema_ops sp_api_schema_ops;
+
+
+/* Registers the topics, records and seed-compatible routes on top of the
+ * hub (api->hub must be set). Returns 0 or a negative errno. */
+int sp_api_register_rest(sp_router *r, sp_api *api);
 
 /* Registers GET /, /noop, /healthz, /readyz and /metrics. `api` must
  * outlive the router. Returns 0 or a negative errno from sp_router_add. */

@@ -15,11 +15,14 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/schema.h"
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/http.h"
+#include "hub/hub.h"
+#include "store/store.h"
 
 extern char **environ;
 
@@ -215,29 +218,86 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
-static int run_server(const sp_config *cfg)
+static int store_options_from(const sp_config *cfg, sp_store_options *o)
 {
-    sp_api api = { .start_ms = sp_time_now_ms() };
-    sp_router *router = sp_router_new();
-    sp_http_server *srv = NULL;
-    int exit_code = 1;
-    if (sp_api_register_builtin(router, &api) != 0)
-        goto out_router;
-    sp_http_options o;
-    http_options_from(cfg, &o);
-    int rc = sp_http_server_new(&o, router, &srv);
+    sp_store_options_default(o);
+    if (strcmp(cfg->fsync, "always") == 0)
+        o->fsync = SP_STORE_FSYNC_ALWAYS;
+    else if (strcmp(cfg->fsync, "interval") == 0)
+        o->fsync = SP_STORE_FSYNC_INTERVAL;
+    else if (strcmp(cfg->fsync, "never") == 0)
+        o->fsync = SP_STORE_FSYNC_NEVER;
+    else
+        return -EINVAL;
+    o->fsync_interval_ms = cfg->fsync_interval_ms;
+    o->segment_bytes = (uint64_t)cfg->segment_bytes;
+    o->retention_bytes = (uint64_t)cfg->retention_bytes;
+    o->retention_ms = cfg->retention_ms;
+    o->max_record_bytes = (uint32_t)cfg->max_record_bytes;
+    return 0;
+}
+
+/* The news demo's topics: created on first start, kept afterwards. */
+static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
+{
+    sp_store_topic_config tc = { .partitions = 1 };
+    char err[512];
+    int rc = 0;
+    if (ao->news_topic && !sp_hub_topic_exists(hub, ao->news_topic))
+        rc = sp_hub_topic_create(hub, ao->news_topic, &tc, NULL, 0, err, sizeof err);
+    if (rc == 0 && ao->items_topic && !sp_hub_topic_exists(hub, ao->items_topic))
+        rc = sp_hub_topic_create(hub, ao->items_topic, &tc, sp_schema_item_json,
+                                 strlen(sp_schema_item_json), err, sizeof err);
+    if (rc != 0 && rc != -EEXIST)
+        SP_LOG_ERROR("cannot create the demo topics", SP_LF_STR("error", err[0] ? err : strerror(-rc)));
+    return rc == -EEXIST ? 0 : rc;
+}
+
+typedef struct server_parts {
+    sp_store *store;
+    sp_hub *hub;
+    sp_router *router;
+    sp_http_server *srv;
+    sp_api api;
+} server_parts;
+
+static int open_backend(const sp_config *cfg, server_parts *p)
+{
+    char dir[4096], err[512] = "";
+    sp_store_options so;
+    if (store_options_from(cfg, &so) != 0)
+        return -EINVAL;
+    snprintf(dir, sizeof dir, "%s/log", cfg->data_dir);
+    int rc = sp_store_open(dir, &so, &p->store);
     if (rc != 0) {
-        SP_LOG_ERROR("cannot listen", SP_LF_STR("host", cfg->host) SP_LF_INT("port", cfg->port)
-                                          SP_LF_STR("error", strerror(-rc)));
-        goto out_router;
+        SP_LOG_ERROR(rc == -EBUSY ? "data directory is locked by another spate process"
+                                  : "cannot open the embedded log",
+                     SP_LF_STR("dir", dir) SP_LF_STR("error", strerror(-rc)));
+        return rc;
     }
-    api.srv = srv;
-    if ((rc = sp_http_server_start(srv)) != 0) {
-        SP_LOG_ERROR("cannot start I/O threads", SP_LF_STR("error", uv_strerror(rc)));
-        goto out_server;
+    sp_hub_options ho;
+    sp_hub_options_default(&ho);
+    ho.schema_ops = &sp_api_schema_ops;
+    rc = sp_hub_new(p->store, cfg->data_dir, &ho, &p->hub, err, sizeof err);
+    if (rc != 0) {
+        SP_LOG_ERROR("cannot start the hub", SP_LF_STR("error", err[0] ? err : strerror(-rc)));
+        return rc;
     }
-    SP_LOG_INFO("listening", SP_LF_STR("host", cfg->host) SP_LF_INT("port", sp_http_server_port(srv))
-                                 SP_LF_INT("threads", o.threads) SP_LF_STR("version", SPATE_VERSION));
+    p->api.hub = p->hub;
+    return ensure_demo_topics(p->hub, &p->api.opts);
+}
+
+static void close_parts(server_parts *p)
+{
+    sp_http_server_free(p->srv);
+    sp_hub_free(p->hub);
+    if (p->store)
+        sp_store_close(p->store);
+    sp_router_free(p->router);
+}
+
+static int wait_for_signal(sp_http_server *srv)
+{
     uv_loop_t main_loop;
     uv_loop_init(&main_loop);
     signal_ctx sig = { .srv = srv };
@@ -248,12 +308,42 @@ static int run_server(const sp_config *cfg)
     uv_signal_start(&sig.sigint, on_signal, SIGINT);
     uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
-    exit_code = sp_http_server_wait(srv) == 0 ? 0 : 1;
+    return sp_http_server_wait(srv) == 0 ? 0 : 1;
+}
+
+static int run_server(const sp_config *cfg)
+{
+    server_parts p = { .api = { .start_ms = sp_time_now_ms() } };
+    sp_api_options_default(&p.api.opts);
+    p.router = sp_router_new();
+    p.api.item_schema = sp_schema_item_json;
+    int exit_code = 1;
+    if (open_backend(cfg, &p) != 0 || sp_api_register_builtin(p.router, &p.api) != 0 ||
+        sp_api_register_rest(p.router, &p.api) != 0)
+        goto out;
+    sp_http_options o;
+    http_options_from(cfg, &o);
+    int rc = sp_http_server_new(&o, p.router, &p.srv);
+    if (rc != 0) {
+        SP_LOG_ERROR("cannot listen", SP_LF_STR("host", cfg->host) SP_LF_INT("port", cfg->port)
+                                          SP_LF_STR("error", strerror(-rc)));
+        goto out;
+    }
+    p.api.srv = p.srv;
+    unsigned nloops;
+    sp_loop *loops = sp_http_server_loops(p.srv, &nloops);
+    sp_hub_attach_loops(p.hub, loops, nloops);
+    if ((rc = sp_http_server_start(p.srv)) != 0) {
+        SP_LOG_ERROR("cannot start I/O threads", SP_LF_STR("error", uv_strerror(rc)));
+        goto out;
+    }
+    SP_LOG_INFO("listening", SP_LF_STR("host", cfg->host) SP_LF_INT("port", sp_http_server_port(p.srv))
+                                 SP_LF_INT("threads", o.threads) SP_LF_STR("data_dir", cfg->data_dir)
+                                     SP_LF_STR("version", SPATE_VERSION));
+    exit_code = wait_for_signal(p.srv);
     SP_LOG_INFO("stopped", SP_LF_INT("exit_code", exit_code));
-out_server:
-    sp_http_server_free(srv);
-out_router:
-    sp_router_free(router);
+out:
+    close_parts(&p);
     return exit_code;
 }
 

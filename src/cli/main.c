@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_produce.h"
 #if __has_include("cmd_log.h")
 #include "cmd_log.h"
 #define HAVE_CMD_LOG 1
@@ -17,6 +18,8 @@ static void usage(FILE *out)
           "\n"
           "commands:\n"
           "  serve     run the server (default: the news demo on 127.0.0.1:8000)\n"
+          "  produce   stream records into a topic (NDJSON or --demo news|ticks|logs)\n"
+          "  consume   print a topic's records as NDJSON\n"
 #ifdef HAVE_CMD_LOG
           "  log       inspect an embedded log offline (verify, dump)\n"
 #endif
@@ -35,6 +38,10 @@ static int help(const char *cmd)
     if (strcmp(cmd, "serve") == 0) {
         sp_cli_serve_help();
         return 0;
+    }
+    if (strcmp(cmd, "produce") == 0 || strcmp(cmd, "consume") == 0) {
+        char *argv[] = { (char *)cmd, "--help", NULL };
+        return strcmp(cmd, "produce") == 0 ? sp_cli_produce(2, argv) : sp_cli_consume(2, argv);
     }
 #ifdef HAVE_CMD_LOG
     if (strcmp(cmd, "log") == 0) {
@@ -63,6 +70,10 @@ int main(int argc, char **argv)
         return help(argc > 2 ? argv[2] : NULL);
     if (strcmp(cmd, "serve") == 0)
         return sp_cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "produce") == 0)
+        return sp_cli_produce(argc - 1, argv + 1);
+    if (strcmp(cmd, "consume") == 0)
+        return sp_cli_consume(argc - 1, argv + 1);
 #ifdef HAVE_CMD_LOG
     if (strcmp(cmd, "log") == 0)
         return sp_cli_log(argc - 1, argv + 1);

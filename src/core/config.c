@@ -363,7 +363,7 @@ static void where(const origin *o, bool name_key, char *out, size_t n)
         if (o->file)
             snprintf(out, n, "%s", o->file);
         else
-            snprintf(out, n, "--set %s", o->key);
+            snprintf(out, n, name_key ? "--set %s" : "--set", o->key);
         break;
     default:
         snprintf(out, n, "%s", o->key);
@@ -516,7 +516,7 @@ static int parse_number(const setting *s, const char *text, parsed *out, const o
     char shown[72], lim[32];
     int rc;
     if (s->type == T_BOOL) {
-        bool b;
+        bool b = false;
         rc = sp_config_parse_bool(text, &b);
         out->num = b;
     } else {

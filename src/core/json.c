@@ -103,3 +103,223 @@ int sp_json_detail(sp_buf *b, sp_slice msg)
         rc = sp_buf_putc(b, '}');
     return rc;
 }
+
+/* ---- validation: a recursive-descent scanner with an explicit depth ---- */
+
+typedef struct scan {
+    const unsigned char *p, *end;
+    unsigned depth, max_depth;
+} scan;
+
+static void ws(scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static bool lit(scan *s, const char *word, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+        return false;
+    s->p += n;
+    return true;
+}
+
+static bool digits(scan *s)
+{
+    const unsigned char *start = s->p;
+    while (s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > start;
+}
+
+static bool number(scan *s)
+{
+    if (s->p < s->end && *s->p == '-')
+        s->p++;
+    if (s->p < s->end && *s->p == '0')
+        s->p++;
+    else if (!digits(s))
+        return false;
+    if (s->p < s->end && *s->p == '.') {
+        s->p++;
+        if (!digits(s))
+            return false;
+    }
+    if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if (!digits(s))
+            return false;
+    }
+    return true;
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+static bool hex4(scan *s, unsigned *out)
+{
+    if (s->end - s->p < 4)
+        return false;
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(s->p[i]);
+        if (h < 0)
+            return false;
+        v = v << 4 | (unsigned)h;
+    }
+    s->p += 4;
+    *out = v;
+    return true;
+}
+
+static bool escape(scan *s)
+{
+    unsigned char c = *s->p++;
+    if (c != 'u')
+        return strchr("\"\\/bfnrt", c) != NULL && c != '\0';
+    unsigned u;
+    if (!hex4(s, &u))
+        return false;
+    if (u >= 0xdc00 && u <= 0xdfff)
+        return false; /* lone low surrogate */
+    if (u >= 0xd800 && u <= 0xdbff) {
+        unsigned lo;
+        if (!lit(s, "\\u", 2) || !hex4(s, &lo) || lo < 0xdc00 || lo > 0xdfff)
+            return false;
+    }
+    return true;
+}
+
+static bool string(scan *s)
+{
+    s->p++; /* opening quote */
+    while (s->p < s->end) {
+        unsigned char c = *s->p;
+        if (c == '"') {
+            s->p++;
+            return true;
+        }
+        if (c < 0x20)
+            return false;
+        if (c == '\\') {
+            s->p++;
+            if (s->p >= s->end || !escape(s))
+                return false;
+            continue;
+        }
+        if (c < 0x80) {
+            s->p++;
+            continue;
+        }
+        size_t n = utf8_seq_len(s->p, (size_t)(s->end - s->p));
+        if (n == 0)
+            return false;
+        s->p += n;
+    }
+    return false;
+}
+
+static bool value(scan *s);
+
+static bool container(scan *s, unsigned char close)
+{
+    if (++s->depth > s->max_depth)
+        return false;
+    s->p++;
+    ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        s->depth--;
+        return true;
+    }
+    for (;;) {
+        if (close == '}') {
+            ws(s);
+            if (s->p >= s->end || *s->p != '"' || !string(s))
+                return false;
+            ws(s);
+            if (s->p >= s->end || *s->p++ != ':')
+                return false;
+        }
+        if (!value(s))
+            return false;
+        ws(s);
+        if (s->p >= s->end)
+            return false;
+        unsigned char c = *s->p++;
+        if (c == close)
+            break;
+        if (c != ',')
+            return false;
+    }
+    s->depth--;
+    return true;
+}
+
+static bool value(scan *s)
+{
+    ws(s);
+    if (s->p >= s->end)
+        return false;
+    switch (*s->p) {
+    case '{': return container(s, '}');
+    case '[': return container(s, ']');
+    case '"': return string(s);
+    case 't': return lit(s, "true", 4);
+    case 'f': return lit(s, "false", 5);
+    case 'n': return lit(s, "null", 4);
+    default: return number(s);
+    }
+}
+
+bool sp_json_valid(sp_slice in, unsigned max_depth)
+{
+    scan s = { (const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 0, max_depth };
+    if (in.len == 0 || !value(&s))
+        return false;
+    ws(&s);
+    return s.p == s.end;
+}
+
+long sp_json_split_array(sp_slice in, unsigned max_depth, sp_slice *out, size_t max)
+{
+    scan s = { (const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 1, max_depth };
+    ws(&s);
+    if (s.p >= s.end || *s.p != '[')
+        return -1;
+    s.p++;
+    size_t n = 0;
+    ws(&s);
+    if (s.p < s.end && *s.p == ']') {
+        s.p++;
+    } else {
+        for (;;) {
+            ws(&s);
+            const unsigned char *start = s.p;
+            if (!value(&s))
+                return -1;
+            if (n == max)
+                return -2;
+            out[n++] = sp_slice_make((const char *)start, (size_t)(s.p - start));
+            ws(&s);
+            if (s.p >= s.end)
+                return -1;
+            unsigned char c = *s.p++;
+            if (c == ']')
+                break;
+            if (c != ',')
+                return -1;
+        }
+    }
+    ws(&s);
+    return s.p == s.end ? (long)n : -1;
+}

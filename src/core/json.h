@@ -6,6 +6,8 @@
 #ifndef SP_CORE_JSON_H
 #define SP_CORE_JSON_H
 
+#include <stdbool.h>
+
 #include "core/buf.h"
 
 /* Appends `s` as a JSON string literal, quotes included. Control bytes are
@@ -21,3 +23,16 @@ static inline int sp_json_cstr(sp_buf *b, const char *s)
 int sp_json_detail(sp_buf *b, sp_slice msg);
 
 #endif
+
+/* Returns true when `s` is exactly one syntactically valid JSON value
+ * (RFC 8259, surrounding whitespace allowed, valid UTF-8 in strings,
+ * nesting at most max_depth). Allocates nothing; linear time. Used where a
+ * stored value is embedded raw in an envelope and must not break it. */
+bool sp_json_valid(sp_slice s, unsigned max_depth);
+
+/* If `s` is a JSON array, stores the raw span of each element (whitespace
+ * trimmed) in out[0..max) and returns the element count; returns -1 when
+ * `s` is not a valid array (nesting at most max_depth) and -2 when it has
+ * more than `max` elements. Lets a batch keep each record's bytes exactly
+ * as the producer sent them. */
+long sp_json_split_array(sp_slice s, unsigned max_depth, sp_slice *out, size_t max);

@@ -116,8 +116,13 @@ static void report_leak(uv_handle_t *h, void *arg)
 
 int sp_loop_join(sp_loop *loop)
 {
-    if (loop->started)
+    if (loop->started) {
         uv_thread_join(&loop->thread);
+    } else if (!uv_is_closing((uv_handle_t *)&loop->wake)) {
+        /* never ran: run the queued messages and close here */
+        sp_loop_close_inbox(loop);
+        uv_run(&loop->uv, UV_RUN_DEFAULT);
+    }
     loop->started = false;
     int rc = uv_loop_close(&loop->uv);
     if (rc == UV_EBUSY) {

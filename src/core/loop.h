@@ -48,7 +48,9 @@ void sp_loop_post(sp_loop *loop, sp_loop_fn fn, void *arg);
 /* Closes the inbox handle; call on the loop's own thread as the last step
  * of shutdown so uv_run can return. Pending messages run first. */
 void sp_loop_close_inbox(sp_loop *loop);
-/* Waits for the thread, then closes the uv loop. Returns 0 or UV_EBUSY if
+/* Waits for the thread (or, when it was never started, runs what was
+ * queued and closes the inbox on the calling thread), then closes the uv
+ * loop. Returns 0 or UV_EBUSY if
  * a handle was leaked (the loop is left open and the leak is logged). */
 int sp_loop_join(sp_loop *loop);
 

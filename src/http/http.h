@@ -131,13 +131,22 @@ void sp_router_free(sp_router *r);
 int sp_router_add(sp_router *r, sp_http_method method, const char *pattern, sp_http_handler_fn fn,
                   void *udata);
 
+/* Calls fn for every route in the order they were added (for generated
+ * documentation such as OpenAPI). */
+void sp_router_each(const sp_router *r,
+                    void (*fn)(sp_http_method method, const char *pattern, void *udata), void *udata);
+const char *sp_http_method_name(sp_http_method m);
+
 /* ---- server -------------------------------------------------------------- */
 
 /* Creates the server: binds one SO_REUSEPORT listener per thread on the
- * calling thread (so EADDRINUSE and friends are reported here), but starts
- * nothing. The router must outlive the server. Returns 0 or a negative
+ * calling thread (so EADDRINUSE and friends are reported here) and
+ * initializes one sp_loop per thread, but starts no thread: the caller may
+ * post to the loops (sp_http_server_loops) before sp_http_server_start. The router must outlive the server. Returns 0 or a negative
  * errno; *out is set only on success. */
 int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_server **out);
+/* The I/O loops, indexed by sp_loop.index; *n receives their count. */
+sp_loop *sp_http_server_loops(sp_http_server *srv, unsigned *n);
 /* The port actually bound (useful with port 0). */
 int sp_http_server_port(const sp_http_server *srv);
 /* Starts the I/O threads. Returns 0 or a negative errno. */

@@ -220,6 +220,7 @@ struct sp_http_server {
     sp_http_worker *workers;
     atomic_uint nconns;
     atomic_bool draining;
+    bool started; /* threads were started: wait() joins them */
     uint64_t start_ms;
 };
 

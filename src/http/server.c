@@ -809,6 +809,13 @@ int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_s
         }
         w->listen_fd = fd;
     }
+    for (unsigned j = 0; err == 0 && j < srv->nworkers; j++) {
+        err = sp_loop_init(&srv->loops[j], (int)j);
+        if (err) {
+            while (j-- > 0)
+                sp_loop_join(&srv->loops[j]);
+        }
+    }
     if (err) {
         while (i-- > 0)
             close(srv->workers[i].listen_fd);
@@ -829,14 +836,19 @@ int sp_http_server_port(const sp_http_server *srv)
 
 int sp_http_server_start(sp_http_server *srv)
 {
+    srv->started = true;
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        int rc = sp_loop_init(&srv->loops[i], (int)i);
-        if (rc == 0)
-            rc = sp_loop_start(&srv->loops[i], worker_init, &srv->workers[i]);
+        int rc = sp_loop_start(&srv->loops[i], worker_init, &srv->workers[i]);
         if (rc != 0)
             return rc;
     }
     return 0;
+}
+
+sp_loop *sp_http_server_loops(sp_http_server *srv, unsigned *n)
+{
+    *n = srv->nworkers;
+    return srv->loops;
 }
 
 void sp_http_server_shutdown(sp_http_server *srv)
@@ -860,6 +872,12 @@ void sp_http_server_free(sp_http_server *srv)
 {
     if (!srv)
         return;
+    if (!srv->started) {
+        for (unsigned i = 0; i < srv->nworkers; i++) {
+            sp_loop_join(&srv->loops[i]);
+            close(srv->workers[i].listen_fd);
+        }
+    }
     free(srv->workers);
     free(srv->loops);
     free(srv->host);

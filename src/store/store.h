@@ -197,6 +197,7 @@ typedef struct sp_store_records {
     uint64_t end_offset;      /* log end (acknowledged) at the time of the read */
     /* private */
     char *data_;
+    sp_store_record *records_;
     sp_store_header *headers_;
 } sp_store_records;
 

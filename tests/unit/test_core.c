@@ -61,6 +61,20 @@ static void test_json_escape(void **state)
     sp_buf_free(&b);
 }
 
+static void test_json_valid(void **state)
+{
+    (void)state;
+    static const char *good[] = { "{}", " [1, 2.5e-3, -0, true, false, null] ", "\"\\u00e9\\ud83d\\ude00\"",
+                                  "{\"a\":{\"b\":[{}]}}", "\"\xc3\xa9\"", "0", "-1.0E+2" };
+    static const char *bad[] = { "", "{", "[1,]", "{\"a\" 1}", "01", "1.", "NaN", "\"\\ud800\"",
+                                 "\"\\udc00\"", "\"\xff\"", "\"a\nb\"", "[1] x", "tru", "{\"a\":1,}",
+                                 "\"\\x\"", "-", "[[[[[[[[[[[[1]]]]]]]]]]]]" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(sp_json_valid(sp_slice_cstr(good[i]), 8));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(sp_json_valid(sp_slice_cstr(bad[i]), 8));
+}
+
 static void test_dates(void **state)
 {
     (void)state;
@@ -78,6 +92,7 @@ int main(void)
         cmocka_unit_test(test_buf_numbers),
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_json_valid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

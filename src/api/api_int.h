@@ -1,0 +1,54 @@
+/* api_int.h - shared by the files of src/api. */
+#ifndef SP_API_INT_H
+#define SP_API_INT_H
+
+#include "api/api.h"
+#include "core/json.h"
+#include "hub/hub.h"
+
+#define SP_API_TOPIC_MAX 249
+
+/* Copies the {t} path parameter into out as a C string; answers 400/404
+ * itself and returns false when the name is not a valid topic name or the
+ * topic does not exist (when must_exist). */
+bool sp__api_topic_param(sp_http_req *req, sp_api *api, char out[SP_API_TOPIC_MAX + 1],
+                         bool must_exist);
+/* Answers {"detail": "<fmt...>"} with status. */
+void sp__api_errorf(sp_http_req *req, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Parses an unsigned integer query parameter; missing -> def. Answers 422
+ * and returns false when present but not a number in [min, max]. */
+bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_t min,
+                       uint64_t max, uint64_t *out);
+
+/* A produce request's records, parsed and checked (validate.c). `raw[i]`
+ * is the i-th record's bytes exactly as sent; `doc[i]` its parsed form. */
+typedef struct sp__api_batch {
+    sp_slice *raw;
+    void **doc;  /* json_t *, borrowed from root */
+    void *root;  /* json_t * owning every doc */
+    size_t n;
+    bool is_batch; /* array or NDJSON: 422 locations carry the index */
+} sp__api_batch;
+
+/* Parses the request body by Content-Type (JSON value, JSON array, or
+ * NDJSON) with strict JSON rules and the configured limits. Answers
+ * 400/415/422 itself and returns false on any problem. */
+bool sp__api_parse_records(sp_http_req *req, sp_api *api, sp__api_batch *out);
+void sp__api_batch_free(sp__api_batch *b);
+/* Validates every record against the topic's schema (may be NULL: then
+ * always true). Answers 422 with FastAPI's body, all violations listed,
+ * and returns false when anything fails. */
+bool sp__api_validate(sp_http_req *req, sp_api *api, const sp_hub_schema *schema,
+                      const sp__api_batch *b);
+
+/* Percent-decodes a query value into out (cap bytes); returns its length
+ * or -1 on a bad escape or overflow. */
+long sp__api_unescape(sp_slice in, char *out, size_t cap);
+
+int sp__api_register_topics(sp_router *r, sp_api *api);
+int sp__api_register_records(sp_router *r, sp_api *api);
+int sp__api_register_seed(sp_router *r, sp_api *api);
+int sp__api_register_docs(sp_router *r, sp_api *api);
+
+#endif

@@ -1,0 +1,85 @@
+/* common.c - small helpers every endpoint uses. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "api/api_int.h"
+
+void sp__api_errorf(sp_http_req *req, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sp_http_respond_error(req, status, msg);
+}
+
+bool sp__api_topic_param(sp_http_req *req, sp_api *api, char out[SP_API_TOPIC_MAX + 1],
+                         bool must_exist)
+{
+    sp_slice t = sp_http_req_param(req, "t");
+    if (t.len == 0 || t.len > SP_API_TOPIC_MAX) {
+        sp_http_respond_error(req, 400, "Topic names are 1 to 249 characters of [A-Za-z0-9._-]");
+        return false;
+    }
+    memcpy(out, t.base, t.len);
+    out[t.len] = '\0';
+    if (!sp_store_topic_name_valid(out)) {
+        sp_http_respond_error(req, 400, "Topic names are 1 to 249 characters of [A-Za-z0-9._-], not '.' or '..'");
+        return false;
+    }
+    if (must_exist && !sp_hub_topic_exists(api->hub, out)) {
+        sp__api_errorf(req, 404, "Topic '%s' not found", out);
+        return false;
+    }
+    return true;
+}
+
+bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_t min,
+                       uint64_t max, uint64_t *out)
+{
+    sp_slice v;
+    if (!sp_http_req_query_param(req, name, &v)) {
+        *out = def;
+        return true;
+    }
+    unsigned long long n;
+    if (sp_slice_to_u64(v, max, &n) != 0 || n < min) {
+        sp__api_errorf(req, 422, "Query parameter '%s' must be a whole number from %llu to %llu",
+                       name, (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static int hexdig(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+long sp__api_unescape(sp_slice in, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        char c = in.base[i];
+        if (c == '%') {
+            if (i + 2 >= in.len) /* needs two hex digits after it */
+                return -1;
+            int hi = hexdig(in.base[i + 1]), lo = hexdig(in.base[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        } else if (c == '+') {
+            c = ' ';
+        }
+        if (n == cap)
+            return -1;
+        out[n++] = c;
+    }
+    return (long)n;
+}

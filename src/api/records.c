@@ -1,0 +1,358 @@
+/* records.c - produce, latest and history:
+ *
+ *   POST /v1/topics/{t}/records   one JSON value, a JSON array, or NDJSON
+ *   GET  /v1/topics/{t}/latest    newest first, from this loop's cache
+ *   GET  /v1/topics/{t}/records   history by offset or time, from the log
+ *
+ * A produce request is all-or-nothing: its records are one append to one
+ * partition. With ack=durable (the default) the answer waits for the
+ * backend's acknowledgement, bounded by api.ack_timeout (504 then: the
+ * outcome is unknown, the records may still become durable). ack=none
+ * answers 202 at once; failures are counted and logged. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "api/api_int.h"
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/time.h"
+
+#define MAX_KEY 1024
+
+/* ---- produce -------------------------------------------------------------- */
+
+typedef struct produce_op {
+    sp_http_req *req;
+    uv_timer_t timer;
+    unsigned refs; /* the ack and the timer */
+    bool answered;
+    int64_t timestamp; /* producer-supplied, or -1 */
+    size_t n;
+    void (*respond)(sp_http_req *req, const sp_store_ack *ack, int64_t ts, size_t n);
+} produce_op;
+
+static void op_unref(produce_op *op)
+{
+    if (--op->refs == 0)
+        free(op);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    op_unref(h->data);
+}
+
+/* Maps a backend error to an HTTP answer. */
+static void respond_errno(sp_http_req *req, int err, const char *topic)
+{
+    static const sp_http_header retry[] = {
+        { { "Retry-After", 11 }, { "1", 1 } },
+        { { "Content-Type", 12 }, { "application/json", 16 } },
+    };
+    char body[512];
+    sp_buf b = { body, 0, sizeof body - 1, sizeof body - 1 };
+    switch (err) {
+    case -EAGAIN:
+        sp_json_detail(&b, SP_SLICE_LIT("Backend queue is full, retry later"));
+        sp_http_respond(req, 503, retry, 2, sp_buf_slice(&b));
+        return;
+    case -ESHUTDOWN:
+        sp_json_detail(&b, SP_SLICE_LIT("Server is shutting down"));
+        sp_http_respond(req, 503, retry, 2, sp_buf_slice(&b));
+        return;
+    case -ENOENT: sp__api_errorf(req, 404, "Topic '%s' not found", topic); return;
+    case -EMSGSIZE: sp_http_respond_error(req, 413, "A record is larger than store.max_record_bytes"); return;
+    case -ENOSPC: sp_http_respond_error(req, 507, "No space left on the log's disk"); return;
+    case -EUCLEAN:
+        sp_http_respond_error(req, 500, "Partition is fenced after detected corruption; see the server log");
+        return;
+    case -EINVAL: sp_http_respond_error(req, 422, "Invalid partition or empty batch"); return;
+    default: sp__api_errorf(req, 500, "Append failed: %s", strerror(-err)); return;
+    }
+}
+
+static void respond_records(sp_http_req *req, const sp_store_ack *ack, int64_t ts, size_t n)
+{
+    sp_buf *b = sp_http_req_scratch(req);
+    sp_buf_append_cstr(b, "{\"records\":[");
+    for (size_t i = 0; i < n; i++) {
+        unsigned long long off = ack->base_offset + i;
+        sp_buf_printf(b, "%s{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld}",
+                      i ? "," : "", ack->partition, off, ack->partition, off,
+                      (long long)(ts >= 0 ? ts : ack->timestamp));
+    }
+    sp_buf_append_cstr(b, "]}");
+    sp_http_respond_json(req, 200, sp_buf_slice(b));
+}
+
+static void on_ack(void *arg, const sp_store_ack *ack)
+{
+    produce_op *op = arg;
+    if (!op->answered) {
+        op->answered = true;
+        uv_timer_stop(&op->timer);
+        if (ack->status != 0)
+            respond_errno(op->req, ack->status, "");
+        else
+            op->respond(op->req, ack, op->timestamp, op->n);
+    }
+    if (!uv_is_closing((uv_handle_t *)&op->timer))
+        uv_close((uv_handle_t *)&op->timer, on_timer_closed);
+    op_unref(op);
+}
+
+static void on_ack_timeout(uv_timer_t *t)
+{
+    produce_op *op = t->data;
+    if (op->answered)
+        return;
+    op->answered = true;
+    sp_http_respond_error(op->req, 504, "Timed out waiting for the durable acknowledgement; "
+                                        "the records may or may not have been stored");
+    uv_close((uv_handle_t *)&op->timer, on_timer_closed);
+}
+
+/* Reads ?key= (percent-decoded) or the X-Spate-Key header. */
+static bool get_key(sp_http_req *req, char *buf, sp_slice *key)
+{
+    sp_slice q;
+    *key = SP_SLICE_NULL;
+    if (sp_http_req_query_param(req, "key", &q)) {
+        long n = sp__api_unescape(q, buf, MAX_KEY);
+        if (n < 0) {
+            sp_http_respond_error(req, 422, "Query parameter 'key' is badly escaped or over 1024 bytes");
+            return false;
+        }
+        *key = sp_slice_make(buf, (size_t)n);
+        return true;
+    }
+    sp_slice h = sp_http_req_header(req, SP_SLICE_LIT("x-spate-key"));
+    if (h.base) {
+        if (h.len > MAX_KEY) {
+            sp_http_respond_error(req, 422, "Header X-Spate-Key is over 1024 bytes");
+            return false;
+        }
+        *key = h;
+    }
+    return true;
+}
+
+typedef struct produce_args {
+    int32_t partition;
+    int64_t timestamp;
+    bool durable;
+} produce_args;
+
+static bool parse_produce_args(sp_http_req *req, sp_api *api, produce_args *a)
+{
+    sp_slice ack;
+    a->durable = true;
+    if (sp_http_req_query_param(req, "ack", &ack)) {
+        if (sp_slice_eq_cstr(ack, "none"))
+            a->durable = false;
+        else if (!sp_slice_eq_cstr(ack, "durable")) {
+            sp_http_respond_error(req, 422, "Query parameter 'ack' must be 'durable' or 'none'");
+            return false;
+        }
+    }
+    (void)api;
+    uint64_t v;
+    sp_slice tmp;
+    a->partition = SP_STORE_PARTITION_ANY;
+    if (sp_http_req_query_param(req, "partition", &tmp)) {
+        if (!sp__api_query_u64(req, "partition", 0, 0, 1023, &v))
+            return false;
+        a->partition = (int32_t)v;
+    }
+    a->timestamp = -1;
+    if (sp_http_req_query_param(req, "timestamp", &tmp)) {
+        if (!sp__api_query_u64(req, "timestamp", 0, 0, 1ull << 52, &v))
+            return false;
+        a->timestamp = (int64_t)v;
+    }
+    return true;
+}
+
+/* Validates and appends a request's records; answers through `respond`
+ * (ack=durable) or 202 (ack=none). Shared with the seed routes. */
+void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic,
+                     void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t));
+void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic,
+                     void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t))
+{
+    produce_args a;
+    char keybuf[MAX_KEY];
+    sp_slice key;
+    sp__api_batch batch = { 0 };
+    if (!parse_produce_args(req, api, &a) || !get_key(req, keybuf, &key) ||
+        !sp__api_parse_records(req, api, &batch))
+        return;
+    sp_hub_schema *schema = sp_hub_schema_acquire(api->hub, topic);
+    bool ok = sp__api_validate(req, api, schema, &batch);
+    sp_hub_schema_release(schema);
+    if (!ok) {
+        sp__api_batch_free(&batch);
+        return;
+    }
+    sp_store_record *recs = sp_xcalloc(batch.n, sizeof *recs);
+    for (size_t i = 0; i < batch.n; i++)
+        recs[i] = (sp_store_record){ .timestamp = a.timestamp, .key = key, .value = batch.raw[i] };
+    sp_loop *loop = sp_http_req_loop(req);
+    int rc;
+    if (!a.durable) {
+        rc = sp_hub_produce(api->hub, loop, topic, a.partition, recs, batch.n, NULL, NULL);
+        if (rc == 0)
+            sp_http_respond_json(req, 202, SP_SLICE_LIT("{\"status\":\"accepted\"}"));
+    } else {
+        produce_op *op = sp_xcalloc(1, sizeof *op);
+        op->req = req;
+        op->timestamp = a.timestamp;
+        op->n = batch.n;
+        op->respond = respond;
+        rc = sp_hub_produce(api->hub, loop, topic, a.partition, recs, batch.n, on_ack, op);
+        if (rc == 0) {
+            op->refs = 2;
+            uv_timer_init(&loop->uv, &op->timer);
+            op->timer.data = op;
+            uv_timer_start(&op->timer, on_ack_timeout, api->opts.ack_timeout_ms, 0);
+        } else {
+            free(op);
+        }
+    }
+    if (rc != 0)
+        respond_errno(req, rc, topic);
+    free(recs);
+    sp__api_batch_free(&batch);
+}
+
+static void produce(sp_http_req *req, void *udata)
+{
+    sp_api *api = udata;
+    char topic[SP_API_TOPIC_MAX + 1];
+    if (sp__api_topic_param(req, api, topic, true))
+        sp__api_produce(req, api, topic, respond_records);
+}
+
+/* ---- latest ----------------------------------------------------------------- */
+
+static void latest(sp_http_req *req, void *udata)
+{
+    sp_api *api = udata;
+    char topic[SP_API_TOPIC_MAX + 1];
+    uint64_t limit;
+    if (!sp__api_topic_param(req, api, topic, false) ||
+        !sp__api_query_u64(req, "limit", 10, 1, 100000, &limit))
+        return;
+    const sp_hub_rec *recs[1024];
+    if (limit > 1024)
+        limit = 1024;
+    int n = sp_hub_latest(api->hub, sp_http_req_loop(req), topic, (size_t)limit, recs);
+    if (n < 0) {
+        sp__api_errorf(req, 404, "Topic '%s' not found", topic);
+        return;
+    }
+    sp_buf *b = sp_http_req_scratch(req);
+    size_t need = 2;
+    for (int i = 0; i < n; i++)
+        need += recs[i]->json.len + 1;
+    if (sp_buf_reserve(b, need) != 0) {
+        sp_http_respond_error(req, 500, "Response would exceed http.max_output_bytes");
+        return;
+    }
+    sp_buf_putc(b, '[');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            sp_buf_putc(b, ',');
+        sp_buf_append_slice(b, recs[i]->json);
+    }
+    sp_buf_putc(b, ']');
+    sp_http_respond_json(req, 200, sp_buf_slice(b));
+}
+
+/* ---- history ------------------------------------------------------------------ */
+
+/* Resolves from= / from_time= into an offset of `partition`. */
+static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint32_t partition,
+                         uint64_t *from)
+{
+    sp_store *st = sp_hub_store(api->hub);
+    sp_slice v;
+    if (sp_http_req_query_param(req, "from_time", &v)) {
+        uint64_t ms;
+        if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &ms))
+            return false;
+        int rc = sp_store_offset_for_time(st, topic, partition, (int64_t)ms, from);
+        if (rc != 0) {
+            sp__api_errorf(req, rc == -ENOENT ? 404 : 422, "Cannot seek by time: %s", strerror(-rc));
+            return false;
+        }
+        return true;
+    }
+    sp_store_topic_info info;
+    if (sp_store_topic_describe(st, topic, &info) != 0) {
+        sp__api_errorf(req, 404, "Topic '%s' not found", topic);
+        return false;
+    }
+    bool ok = partition < info.partition_count;
+    uint64_t start = ok ? info.partitions[partition].start_offset : 0;
+    uint64_t end = ok ? info.partitions[partition].end_offset : 0;
+    sp_store_topic_info_free(&info);
+    if (!ok) {
+        sp__api_errorf(req, 422, "Topic '%s' has no partition %u", topic, partition);
+        return false;
+    }
+    if (!sp_http_req_query_param(req, "from", &v) || sp_slice_eq_cstr(v, "earliest")) {
+        *from = start;
+    } else if (sp_slice_eq_cstr(v, "latest")) {
+        *from = end;
+    } else {
+        unsigned long long o;
+        if (sp_slice_to_u64(v, ~0ULL, &o) != 0) {
+            sp_http_respond_error(req, 422, "Query parameter 'from' must be an offset, 'earliest' or 'latest'");
+            return false;
+        }
+        *from = o > end ? end : o;
+    }
+    return true;
+}
+
+static void history(sp_http_req *req, void *udata)
+{
+    sp_api *api = udata;
+    char topic[SP_API_TOPIC_MAX + 1];
+    uint64_t partition, limit, from;
+    if (!sp__api_topic_param(req, api, topic, true) ||
+        !sp__api_query_u64(req, "partition", 0, 0, 1023, &partition) ||
+        !sp__api_query_u64(req, "limit", 100, 1, api->opts.max_read_records, &limit) ||
+        !resolve_from(req, api, topic, (uint32_t)partition, &from))
+        return;
+    sp_store_records rs;
+    int rc = sp_store_read(sp_hub_store(api->hub), topic, (uint32_t)partition, from, (size_t)limit,
+                           1 << 20, &rs);
+    if (rc != 0) {
+        sp__api_errorf(req, rc == -ENOENT ? 404 : 500, "Read failed: %s", strerror(-rc));
+        return;
+    }
+    sp_buf *b = sp_http_req_scratch(req);
+    sp_buf_append_cstr(b, "{\"records\":[");
+    size_t n = rs.count < limit ? rs.count : (size_t)limit;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sp_buf_putc(b, ',');
+        sp_hub_envelope(b, (uint32_t)partition, &rs.records[i]);
+    }
+    uint64_t next = n ? rs.records[n - 1].offset + 1 : from;
+    sp_buf_printf(b, "],\"partition\":%llu,\"next\":%llu,\"start_offset\":%llu,\"end_offset\":%llu}",
+                  (unsigned long long)partition, (unsigned long long)next,
+                  (unsigned long long)rs.start_offset, (unsigned long long)rs.end_offset);
+    sp_store_records_free(&rs);
+    sp_http_respond_json(req, 200, sp_buf_slice(b));
+}
+
+int sp__api_register_records(sp_router *r, sp_api *api)
+{
+    int rc = sp_router_add(r, SP_HTTP_POST, "/v1/topics/{t}/records", produce, api);
+    rc = rc ? rc : sp_router_add(r, SP_HTTP_GET, "/v1/topics/{t}/records", history, api);
+    rc = rc ? rc : sp_router_add(r, SP_HTTP_GET, "/v1/topics/{t}/latest", latest, api);
+    return rc;
+}

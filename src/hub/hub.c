@@ -1,0 +1,759 @@
+/* hub.c - see hub.h for the model. Reading order: records, the topic
+ * registry, per-loop caches, delivery from the store thread, produce. */
+#include "hub/hub.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/json.h"
+#include "core/log.h"
+
+#define READ_BATCH 1024
+#define ENVELOPE_MAX_DEPTH 64
+
+/* ---- records ---------------------------------------------------------------- */
+
+void sp_hub_rec_ref(sp_hub_rec *r)
+{
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void sp_hub_rec_unref(sp_hub_rec *r)
+{
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+        free(r);
+}
+
+static bool envelope(sp_buf *j, uint32_t partition, const sp_store_record *in)
+{
+    bool raw = sp_json_valid(in->value, ENVELOPE_MAX_DEPTH);
+    sp_buf_printf(j, "{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld,\"key\":",
+                  partition, (unsigned long long)in->offset, partition,
+                  (unsigned long long)in->offset, (long long)in->timestamp);
+    if (in->key.base)
+        sp_json_str(j, in->key);
+    else
+        sp_buf_append(j, "null", 4);
+    sp_buf_append(j, ",\"value\":", 9);
+    if (raw)
+        sp_buf_append_slice(j, in->value);
+    else
+        sp_json_str(j, in->value);
+    sp_buf_putc(j, '}');
+    return raw;
+}
+
+void sp_hub_envelope(sp_buf *out, uint32_t partition, const sp_store_record *rec)
+{
+    envelope(out, partition, rec);
+}
+
+/* Encodes the envelope once; every reader and subscriber shares it. */
+static sp_hub_rec *rec_make(uint32_t partition, const sp_store_record *in)
+{
+    sp_buf j;
+    sp_buf_init(&j, SP_BUF_UNLIMITED);
+    bool raw = envelope(&j, partition, in);
+    size_t klen = in->key.base ? in->key.len : 0;
+    sp_hub_rec *r = sp_xmalloc(sizeof *r + klen + in->value.len + j.len);
+    atomic_init(&r->refs, 1);
+    r->partition = partition;
+    r->offset = in->offset;
+    r->timestamp = in->timestamp;
+    r->value_is_json = raw;
+    char *p = r->data;
+    memcpy(p, in->key.base ? in->key.base : "", klen);
+    r->key = in->key.base ? sp_slice_make(p, klen) : SP_SLICE_NULL;
+    p += klen;
+    memcpy(p, in->value.base, in->value.len);
+    r->value = sp_slice_make(p, in->value.len);
+    p += in->value.len;
+    memcpy(p, j.base, j.len);
+    r->json = sp_slice_make(p, j.len);
+    sp_buf_free(&j);
+    return r;
+}
+
+/* ---- the topic registry ------------------------------------------------------ */
+
+typedef struct hub_topic {
+    atomic_uint refs;
+    struct sp_hub *hub;
+    char *name;
+    uint32_t partitions;
+    sp_hub_schema *schema; /* NULL: none */
+    char *schema_text;
+    size_t schema_len;
+    sp_store_watch *watch;
+    uint64_t *cursor; /* per partition: next offset to deliver; store thread only */
+} hub_topic;
+
+/* One loop's view: topic name -> ring of the newest records. */
+typedef struct ring {
+    char *name;
+    sp_hub_rec **slots; /* latest_n entries; slots[(head - 1) % n] is the newest */
+    size_t head, count;
+} ring;
+
+typedef struct hub_local {
+    ring *rings; /* open addressing on name */
+    size_t cap, used;
+} hub_local;
+
+struct sp_hub {
+    sp_store *store;
+    char *schema_dir;
+    sp_hub_options opts;
+    uv_rwlock_t lock; /* guards topics/ntopics */
+    hub_topic **topics;
+    size_t ntopics;
+    sp_loop *loops;
+    unsigned nloops;
+    hub_local *locals; /* one per loop, touched only on that loop */
+    atomic_ullong produce_failures, records_delivered;
+};
+
+static void topic_unref(hub_topic *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    sp_hub_schema_release(t->schema);
+    free(t->schema_text);
+    free(t->cursor);
+    free(t->name);
+    free(t);
+}
+
+/* Returns the topic with a reference, or NULL. */
+static hub_topic *topic_get(sp_hub *hub, const char *name)
+{
+    hub_topic *found = NULL;
+    uv_rwlock_rdlock(&hub->lock);
+    for (size_t i = 0; i < hub->ntopics; i++) {
+        if (strcmp(hub->topics[i]->name, name) == 0) {
+            found = hub->topics[i];
+            atomic_fetch_add(&found->refs, 1);
+            break;
+        }
+    }
+    uv_rwlock_rdunlock(&hub->lock);
+    return found;
+}
+
+sp_hub_schema *sp_hub_schema_acquire(sp_hub *hub, const char *name)
+{
+    hub_topic *t = topic_get(hub, name);
+    if (!t)
+        return NULL;
+    sp_hub_schema *s = t->schema;
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
+    topic_unref(t);
+    return s;
+}
+
+void sp_hub_schema_release(sp_hub_schema *s)
+{
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        s->ops->free(s->compiled);
+        free(s);
+    }
+}
+
+bool sp_hub_topic_exists(sp_hub *hub, const char *name)
+{
+    hub_topic *t = topic_get(hub, name);
+    if (t)
+        topic_unref(t);
+    return t != NULL;
+}
+
+bool sp_hub_topic_schema(sp_hub *hub, const char *name, sp_buf *out)
+{
+    hub_topic *t = topic_get(hub, name);
+    bool has = t && t->schema_text;
+    if (has)
+        sp_buf_append(out, t->schema_text, t->schema_len);
+    if (t)
+        topic_unref(t);
+    return has;
+}
+
+/* ---- per-loop caches ---------------------------------------------------------- */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+static ring *local_find(hub_local *l, const char *name)
+{
+    if (l->cap == 0)
+        return NULL;
+    for (size_t i = hash_name(name) & (l->cap - 1);; i = (i + 1) & (l->cap - 1)) {
+        ring *r = &l->rings[i];
+        if (r->name == NULL)
+            return NULL;
+        if (r->name != (char *)1 && strcmp(r->name, name) == 0)
+            return r;
+    }
+}
+
+static void local_grow(hub_local *l);
+
+static ring *local_add(hub_local *l, const char *name, size_t latest_n)
+{
+    ring *r = local_find(l, name);
+    if (r)
+        return r;
+    if ((l->used + 1) * 2 > l->cap)
+        local_grow(l);
+    for (size_t i = hash_name(name) & (l->cap - 1);; i = (i + 1) & (l->cap - 1)) {
+        r = &l->rings[i];
+        if (r->name == NULL || r->name == (char *)1) {
+            r->name = sp_xstrdup(name);
+            r->slots = sp_xcalloc(latest_n, sizeof *r->slots);
+            r->head = r->count = 0;
+            l->used++;
+            return r;
+        }
+    }
+}
+
+static void ring_clear(ring *r, size_t latest_n)
+{
+    for (size_t i = 0; i < latest_n; i++)
+        if (r->slots[i])
+            sp_hub_rec_unref(r->slots[i]);
+    free(r->slots);
+    free(r->name);
+}
+
+/* Tombstones ((char *)1) keep probe chains intact; growth drops them. */
+static void local_remove(hub_local *l, const char *name, size_t latest_n)
+{
+    ring *r = local_find(l, name);
+    if (!r)
+        return;
+    ring_clear(r, latest_n);
+    r->name = (char *)1;
+    r->slots = NULL;
+}
+
+static void local_grow(hub_local *l)
+{
+    hub_local old = *l;
+    l->cap = old.cap ? old.cap * 2 : 16;
+    l->rings = sp_xcalloc(l->cap, sizeof *l->rings);
+    l->used = 0;
+    for (size_t i = 0; i < old.cap; i++) {
+        ring *o = &old.rings[i];
+        if (o->name == NULL || o->name == (char *)1)
+            continue;
+        size_t j = hash_name(o->name) & (l->cap - 1);
+        while (l->rings[j].name)
+            j = (j + 1) & (l->cap - 1);
+        l->rings[j] = *o;
+        l->used++;
+    }
+    free(old.rings);
+}
+
+static void ring_push(ring *r, sp_hub_rec *rec, size_t latest_n)
+{
+    if (r->slots[r->head])
+        sp_hub_rec_unref(r->slots[r->head]);
+    r->slots[r->head] = rec;
+    r->head = (r->head + 1) % latest_n;
+    if (r->count < latest_n)
+        r->count++;
+}
+
+int sp_hub_latest(sp_hub *hub, sp_loop *loop, const char *topic, size_t limit,
+                  const sp_hub_rec **out)
+{
+    ring *r = local_find(&hub->locals[loop->index], topic);
+    if (!r)
+        return -ENOENT;
+    size_t n = limit < r->count ? limit : r->count;
+    size_t cap = hub->opts.latest_n;
+    for (size_t i = 0; i < n; i++)
+        out[i] = r->slots[(r->head + cap - 1 - i) % cap];
+    return (int)n;
+}
+
+/* Messages to loops. A batch is shared by every loop; the last one frees it. */
+typedef struct batch {
+    atomic_uint pending; /* loops yet to consume it */
+    sp_hub *hub;
+    char *topic;
+    enum { B_RECORDS, B_ADD, B_DROP } kind;
+    size_t n;
+    sp_hub_rec *recs[];
+} batch;
+
+static void batch_done(batch *b)
+{
+    if (atomic_fetch_sub(&b->pending, 1) != 1)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        sp_hub_rec_unref(b->recs[i]);
+    free(b->topic);
+    free(b);
+}
+
+static void on_batch(sp_loop *loop, void *arg)
+{
+    batch *b = arg;
+    if (loop) {
+        hub_local *l = &b->hub->locals[loop->index];
+        size_t latest_n = b->hub->opts.latest_n;
+        if (b->kind == B_ADD) {
+            local_add(l, b->topic, latest_n);
+        } else if (b->kind == B_DROP) {
+            local_remove(l, b->topic, latest_n);
+        } else {
+            ring *r = local_find(l, b->topic);
+            for (size_t i = 0; r && i < b->n; i++) {
+                sp_hub_rec_ref(b->recs[i]);
+                ring_push(r, b->recs[i], latest_n);
+            }
+        }
+    }
+    batch_done(b);
+}
+
+static batch *batch_new(sp_hub *hub, const char *topic, int kind, size_t n)
+{
+    batch *b = sp_xmalloc(sizeof *b + n * sizeof b->recs[0]);
+    atomic_init(&b->pending, hub->nloops ? hub->nloops : 1);
+    b->hub = hub;
+    b->topic = sp_xstrdup(topic);
+    b->kind = kind;
+    b->n = n;
+    return b;
+}
+
+static void broadcast(sp_hub *hub, batch *b)
+{
+    if (hub->nloops == 0) {
+        on_batch(NULL, b);
+        return;
+    }
+    for (unsigned i = 0; i < hub->nloops; i++)
+        sp_loop_post(&hub->loops[i], on_batch, b);
+}
+
+/* ---- delivery: runs on the store thread (tail callback) ----------------------- */
+
+static void deliver_range(sp_hub *hub, hub_topic *t, uint32_t p, uint64_t end)
+{
+    while (t->cursor[p] < end) {
+        sp_store_records rs;
+        int rc = sp_store_read(hub->store, t->name, p, t->cursor[p], READ_BATCH, 1 << 20, &rs);
+        if (rc != 0 || rs.count == 0) {
+            if (rc != 0)
+                SP_LOG_ERROR("hub: reading new records failed",
+                             SP_LF_STR("topic", t->name) SP_LF_INT("partition", p)
+                                 SP_LF_INT("offset", t->cursor[p]) SP_LF_INT("error", rc));
+            if (rc == 0)
+                sp_store_records_free(&rs);
+            return;
+        }
+        batch *b = batch_new(hub, t->name, B_RECORDS, rs.count);
+        for (size_t i = 0; i < rs.count; i++)
+            b->recs[i] = rec_make(p, &rs.records[i]);
+        t->cursor[p] = rs.next_offset;
+        atomic_fetch_add(&hub->records_delivered, rs.count);
+        sp_store_records_free(&rs);
+        broadcast(hub, b);
+    }
+}
+
+static void on_tail(void *arg, const char *topic, uint32_t partition, uint64_t end_offset)
+{
+    (void)topic;
+    hub_topic *t = arg;
+    if (partition < t->partitions)
+        deliver_range(t->hub, t, partition, end_offset);
+}
+
+/* ---- priming: the newest records of a topic, merged across partitions ---- */
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const sp_hub_rec *x = *(sp_hub_rec *const *)a, *y = *(sp_hub_rec *const *)b;
+    if (x->timestamp != y->timestamp)
+        return x->timestamp < y->timestamp ? -1 : 1;
+    if (x->partition != y->partition)
+        return x->partition < y->partition ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Reads the last latest_n records of every partition below the cursors and
+ * hands the newest latest_n of them, oldest first, to every loop. */
+static void prime(sp_hub *hub, hub_topic *t)
+{
+    size_t want = hub->opts.latest_n, n = 0;
+    sp_hub_rec **all = sp_xcalloc(want * t->partitions + 1, sizeof *all);
+    for (uint32_t p = 0; p < t->partitions; p++) {
+        uint64_t end = t->cursor[p];
+        uint64_t from = end > want ? end - want : 0;
+        while (from < end) {
+            sp_store_records rs;
+            if (sp_store_read(hub->store, t->name, p, from, want, 1 << 22, &rs) != 0)
+                break;
+            for (size_t i = 0; i < rs.count && rs.records[i].offset < end; i++)
+                all[n++] = rec_make(p, &rs.records[i]);
+            bool stuck = rs.count == 0 || rs.next_offset <= from;
+            from = rs.next_offset;
+            sp_store_records_free(&rs);
+            if (stuck)
+                break;
+        }
+    }
+    qsort(all, n, sizeof *all, cmp_rec);
+    size_t skip = n > want ? n - want : 0;
+    batch *b = batch_new(hub, t->name, B_RECORDS, n - skip);
+    for (size_t i = 0; i < skip; i++)
+        sp_hub_rec_unref(all[i]);
+    memcpy(b->recs, all + skip, (n - skip) * sizeof *all);
+    free(all);
+    broadcast(hub, b);
+}
+
+/* ---- topics ----------------------------------------------------------------- */
+
+static int schema_path(const sp_hub *hub, const char *name, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s.json", hub->schema_dir, name);
+    return n > 0 && (size_t)n < cap ? 0 : -ENAMETOOLONG;
+}
+
+static sp_hub_schema *compile_schema(sp_hub *hub, const char *text, size_t len, char *err,
+                                     size_t errlen)
+{
+    if (!hub->opts.schema_ops) {
+        snprintf(err, errlen, "schemas are not supported by this server");
+        return NULL;
+    }
+    if (len > hub->opts.max_schema_bytes) {
+        snprintf(err, errlen, "schema is %zu bytes, above the limit of %zu", len,
+                 hub->opts.max_schema_bytes);
+        return NULL;
+    }
+    void *c = hub->opts.schema_ops->compile(text, len, err, errlen);
+    if (!c)
+        return NULL;
+    sp_hub_schema *s = sp_xmalloc(sizeof *s);
+    atomic_init(&s->refs, 1);
+    s->compiled = c;
+    s->ops = hub->opts.schema_ops;
+    return s;
+}
+
+/* Writes the schema file atomically: temp file, fsync, rename, dir fsync. */
+static int save_schema(sp_hub *hub, const char *name, const char *text, size_t len)
+{
+    char path[4096], tmp[4200];
+    if (schema_path(hub, name, path, sizeof path))
+        return -ENAMETOOLONG;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, text, len);
+    int rc = (w == (ssize_t)len && fdatasync(fd) == 0) ? 0 : (w < 0 || errno ? -errno : -EIO);
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    int dfd = open(hub->schema_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+static char *load_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = sp_xmalloc(max + 1);
+    *len = fread(buf, 1, max + 1, f);
+    fclose(f);
+    if (*len > max) {
+        free(buf);
+        return NULL;
+    }
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* Makes a registry entry for an existing store topic, positioned at the
+ * current end of each partition. */
+static int topic_open(sp_hub *hub, const char *name, hub_topic **out, char *err, size_t errlen)
+{
+    sp_store_topic_info info;
+    int rc = sp_store_topic_describe(hub->store, name, &info);
+    if (rc)
+        return rc;
+    hub_topic *t = sp_xcalloc(1, sizeof *t);
+    atomic_init(&t->refs, 1);
+    t->hub = hub;
+    t->name = sp_xstrdup(name);
+    t->partitions = info.partition_count;
+    t->cursor = sp_xcalloc(t->partitions, sizeof *t->cursor);
+    for (uint32_t p = 0; p < t->partitions; p++)
+        t->cursor[p] = info.partitions[p].end_offset;
+    sp_store_topic_info_free(&info);
+    char path[4096];
+    if (schema_path(hub, name, path, sizeof path) == 0) {
+        t->schema_text = load_file(path, hub->opts.max_schema_bytes, &t->schema_len);
+        if (t->schema_text) {
+            t->schema = compile_schema(hub, t->schema_text, t->schema_len, err, errlen);
+            if (!t->schema) {
+                topic_unref(t);
+                return -EINVAL;
+            }
+        }
+    }
+    *out = t;
+    return 0;
+}
+
+static void registry_add(sp_hub *hub, hub_topic *t)
+{
+    uv_rwlock_wrlock(&hub->lock);
+    hub->topics = sp_xrealloc(hub->topics, (hub->ntopics + 1) * sizeof *hub->topics);
+    hub->topics[hub->ntopics++] = t;
+    uv_rwlock_wrunlock(&hub->lock);
+}
+
+static hub_topic *registry_remove(sp_hub *hub, const char *name)
+{
+    hub_topic *t = NULL;
+    uv_rwlock_wrlock(&hub->lock);
+    for (size_t i = 0; i < hub->ntopics; i++) {
+        if (strcmp(hub->topics[i]->name, name) == 0) {
+            t = hub->topics[i];
+            hub->topics[i] = hub->topics[--hub->ntopics];
+            break;
+        }
+    }
+    uv_rwlock_wrunlock(&hub->lock);
+    return t;
+}
+
+static int topic_watch(sp_hub *hub, hub_topic *t)
+{
+    return sp_store_watch_add(hub->store, t->name, SP_STORE_PARTITION_ANY, on_tail, t, &t->watch);
+}
+
+int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_config *cfg,
+                        const char *schema, size_t schema_len, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    sp_hub_schema *compiled = NULL;
+    if (schema && !(compiled = compile_schema(hub, schema, schema_len, err, errlen)))
+        return -EINVAL;
+    int rc = sp_store_topic_create(hub->store, name, cfg);
+    if (rc == 0 && schema)
+        rc = save_schema(hub, name, schema, schema_len);
+    sp_hub_schema_release(compiled);
+    if (rc != 0) {
+        if (rc != -EEXIST && rc != -EINVAL)
+            sp_store_topic_delete(hub->store, name);
+        return rc;
+    }
+    hub_topic *t;
+    rc = topic_open(hub, name, &t, err, errlen);
+    if (rc != 0)
+        return rc;
+    /* Loops learn of the topic before any record of it can be delivered:
+     * per-loop messages run in order. */
+    broadcast(hub, batch_new(hub, name, B_ADD, 0));
+    rc = topic_watch(hub, t);
+    if (rc != 0) {
+        broadcast(hub, batch_new(hub, name, B_DROP, 0));
+        topic_unref(t);
+        return rc;
+    }
+    registry_add(hub, t);
+    return 0;
+}
+
+int sp_hub_topic_delete(sp_hub *hub, const char *name)
+{
+    hub_topic *t = registry_remove(hub, name);
+    if (!t)
+        return -ENOENT;
+    if (t->watch)
+        sp_store_watch_remove(hub->store, t->watch);
+    t->watch = NULL;
+    broadcast(hub, batch_new(hub, name, B_DROP, 0));
+    int rc = sp_store_topic_delete(hub->store, name);
+    char path[4096];
+    if (schema_path(hub, name, path, sizeof path) == 0)
+        unlink(path);
+    topic_unref(t);
+    return rc;
+}
+
+/* ---- produce ------------------------------------------------------------------ */
+
+typedef struct produce_ctx {
+    sp_loop *loop;
+    sp_hub_produce_cb cb;
+    void *arg;
+    sp_store_ack ack;
+    sp_hub *hub;
+} produce_ctx;
+
+static void produce_deliver(sp_loop *loop, void *arg)
+{
+    produce_ctx *ctx = arg;
+    (void)loop; /* NULL only after the loop closed; the caller's object is still ours to finish */
+    ctx->cb(ctx->arg, &ctx->ack);
+    free(ctx);
+}
+
+static void on_append_done(void *arg, const sp_store_ack *ack)
+{
+    produce_ctx *ctx = arg;
+    ctx->ack = *ack;
+    sp_loop_post(ctx->loop, produce_deliver, ctx);
+}
+
+static void on_fire_done(void *arg, const sp_store_ack *ack)
+{
+    sp_hub *hub = arg;
+    if (ack->status != 0) {
+        atomic_fetch_add(&hub->produce_failures, 1);
+        SP_LOG_WARN("fire-and-forget append failed",
+                    SP_LF_INT("partition", ack->partition) SP_LF_STR("error", strerror(-ack->status)));
+    }
+}
+
+int sp_hub_produce(sp_hub *hub, sp_loop *loop, const char *topic, int32_t partition,
+                   const sp_store_record *recs, size_t n, sp_hub_produce_cb cb, void *arg)
+{
+    if (!cb)
+        return sp_store_append(hub->store, topic, partition, recs, n, on_fire_done, hub);
+    produce_ctx *ctx = sp_xmalloc(sizeof *ctx);
+    ctx->loop = loop;
+    ctx->cb = cb;
+    ctx->arg = arg;
+    ctx->hub = hub;
+    int rc = sp_store_append(hub->store, topic, partition, recs, n, on_append_done, ctx);
+    if (rc != 0)
+        free(ctx);
+    return rc;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+void sp_hub_options_default(sp_hub_options *o)
+{
+    o->latest_n = 100;
+    o->max_schema_bytes = 64 * 1024;
+    o->schema_ops = NULL;
+}
+
+int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, sp_hub **out,
+               char *err, size_t errlen)
+{
+    sp_hub *hub = sp_xcalloc(1, sizeof *hub);
+    hub->store = store;
+    hub->opts = *o;
+    if (hub->opts.latest_n == 0)
+        hub->opts.latest_n = 1;
+    size_t n = strlen(data_dir) + 16;
+    hub->schema_dir = sp_xmalloc(n);
+    snprintf(hub->schema_dir, n, "%s/schemas", data_dir);
+    if (mkdir(hub->schema_dir, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", hub->schema_dir, strerror(errno));
+        free(hub->schema_dir);
+        free(hub);
+        return -errno;
+    }
+    uv_rwlock_init(&hub->lock);
+    char **names;
+    size_t count;
+    sp_store_topic_list(store, &names, &count);
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        hub_topic *t;
+        rc = topic_open(hub, names[i], &t, err, errlen);
+        if (rc == 0)
+            registry_add(hub, t);
+    }
+    sp_store_topic_list_free(names, count);
+    if (rc != 0) {
+        sp_hub_free(hub);
+        return rc;
+    }
+    *out = hub;
+    return 0;
+}
+
+void sp_hub_attach_loops(sp_hub *hub, sp_loop *loops, unsigned n)
+{
+    hub->loops = loops;
+    hub->nloops = n;
+    hub->locals = sp_xcalloc(n, sizeof *hub->locals);
+    for (size_t i = 0; i < hub->ntopics; i++) {
+        hub_topic *t = hub->topics[i];
+        broadcast(hub, batch_new(hub, t->name, B_ADD, 0));
+        prime(hub, t);
+        if (topic_watch(hub, t) != 0)
+            SP_LOG_ERROR("hub: cannot watch topic", SP_LF_STR("topic", t->name));
+    }
+}
+
+void sp_hub_free(sp_hub *hub)
+{
+    if (!hub)
+        return;
+    for (size_t i = 0; i < hub->ntopics; i++) {
+        if (hub->topics[i]->watch)
+            sp_store_watch_remove(hub->store, hub->topics[i]->watch);
+        topic_unref(hub->topics[i]);
+    }
+    free(hub->topics);
+    for (unsigned i = 0; hub->locals && i < hub->nloops; i++) {
+        hub_local *l = &hub->locals[i];
+        for (size_t j = 0; j < l->cap; j++)
+            if (l->rings[j].name && l->rings[j].name != (char *)1)
+                ring_clear(&l->rings[j], hub->opts.latest_n);
+        free(l->rings);
+    }
+    free(hub->locals);
+    uv_rwlock_destroy(&hub->lock);
+    free(hub->schema_dir);
+    free(hub);
+}
+
+sp_store *sp_hub_store(sp_hub *hub)
+{
+    return hub->store;
+}
+
+void sp_hub_get_stats(sp_hub *hub, sp_hub_stats *out)
+{
+    out->produce_failures = atomic_load(&hub->produce_failures);
+    out->records_delivered = atomic_load(&hub->records_delivered);
+}
