@@ -388,45 +388,58 @@ static void on_tail(void *arg, const char *topic, uint32_t partition, uint64_t e
 
 /* ---- priming: the newest records of a topic, merged across partitions ---- */
 
-static int cmp_rec(const void *a, const void *b)
+/* Reads the last `want` records of partition p below its cursor, in offset
+ * order, into out; returns how many. */
+static size_t read_tail(sp_hub *hub, hub_topic *t, uint32_t p, size_t want, sp_hub_rec **out)
 {
-    const sp_hub_rec *x = *(sp_hub_rec *const *)a, *y = *(sp_hub_rec *const *)b;
-    if (x->timestamp != y->timestamp)
-        return x->timestamp < y->timestamp ? -1 : 1;
-    if (x->partition != y->partition)
-        return x->partition < y->partition ? -1 : 1;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
+    uint64_t end = t->cursor[p];
+    uint64_t from = end > want ? end - want : 0;
+    size_t n = 0;
+    while (from < end && n < want) {
+        sp_store_records rs;
+        if (sp_store_read(hub->store, t->name, p, from, want - n, 1 << 22, &rs) != 0)
+            break;
+        for (size_t i = 0; i < rs.count && rs.records[i].offset < end && n < want; i++)
+            out[n++] = rec_make(p, &rs.records[i]);
+        bool stuck = rs.count == 0 || rs.next_offset <= from;
+        from = rs.next_offset;
+        sp_store_records_free(&rs);
+        if (stuck)
+            break;
+    }
+    return n;
 }
 
-/* Reads the last latest_n records of every partition below the cursors and
- * hands the newest latest_n of them, oldest first, to every loop. */
+/* Hands every loop the newest latest_n records of the topic, oldest first.
+ * Within a partition, offset order is recency (timestamps may be assigned
+ * out of order by concurrent producers); across partitions, the newest
+ * remaining tails are compared by timestamp: a k-way merge from the end. */
 static void prime(sp_hub *hub, hub_topic *t)
 {
-    size_t want = hub->opts.latest_n, n = 0;
-    sp_hub_rec **all = sp_xcalloc(want * t->partitions + 1, sizeof *all);
-    for (uint32_t p = 0; p < t->partitions; p++) {
-        uint64_t end = t->cursor[p];
-        uint64_t from = end > want ? end - want : 0;
-        while (from < end) {
-            sp_store_records rs;
-            if (sp_store_read(hub->store, t->name, p, from, want, 1 << 22, &rs) != 0)
-                break;
-            for (size_t i = 0; i < rs.count && rs.records[i].offset < end; i++)
-                all[n++] = rec_make(p, &rs.records[i]);
-            bool stuck = rs.count == 0 || rs.next_offset <= from;
-            from = rs.next_offset;
-            sp_store_records_free(&rs);
-            if (stuck)
-                break;
-        }
+    size_t want = hub->opts.latest_n;
+    sp_hub_rec **per = sp_xcalloc((size_t)t->partitions * want + 1, sizeof *per);
+    size_t *len = sp_xcalloc(t->partitions, sizeof *len);
+    for (uint32_t p = 0; p < t->partitions; p++)
+        len[p] = read_tail(hub, t, p, want, per + (size_t)p * want);
+    batch *b = batch_new(hub, t->name, B_RECORDS, want);
+    size_t n = 0;
+    while (n < want) { /* pick the newest remaining tail */
+        int best = -1;
+        for (uint32_t p = 0; p < t->partitions; p++)
+            if (len[p] && (best < 0 || per[(size_t)p * want + len[p] - 1]->timestamp >
+                                           per[(size_t)best * want + len[best] - 1]->timestamp))
+                best = (int)p;
+        if (best < 0)
+            break;
+        b->recs[want - 1 - n++] = per[(size_t)best * want + --len[best]];
     }
-    qsort(all, n, sizeof *all, cmp_rec);
-    size_t skip = n > want ? n - want : 0;
-    batch *b = batch_new(hub, t->name, B_RECORDS, n - skip);
-    for (size_t i = 0; i < skip; i++)
-        sp_hub_rec_unref(all[i]);
-    memcpy(b->recs, all + skip, (n - skip) * sizeof *all);
-    free(all);
+    for (uint32_t p = 0; p < t->partitions; p++) /* the older ones not kept */
+        for (size_t i = 0; i < len[p]; i++)
+            sp_hub_rec_unref(per[(size_t)p * want + i]);
+    memmove(b->recs, b->recs + (want - n), n * sizeof *b->recs);
+    b->n = n;
+    free(per);
+    free(len);
     broadcast(hub, b);
 }
 
