@@ -117,6 +117,39 @@ sp_buf *sp_http_req_scratch(sp_http_req *req);
 
 const char *sp_http_status_text(int status);
 
+/* ---- streaming responses (SSE, long polls) -------------------------------- */
+
+/* A response whose body is written over time: the connection is the
+ * stream's for the rest of its life (close-delimited body, no keep-alive,
+ * nothing after it is parsed). A stream is the request object itself. */
+typedef sp_http_req sp_http_stream;
+
+enum sp_http_stream_event {
+    SP_HTTP_STREAM_DRAIN = 1,  /* queued bytes all written: write more */
+    SP_HTTP_STREAM_CLOSED = 2, /* the client left or the server closed it:
+                                * the stream is gone once the callback returns */
+    SP_HTTP_STREAM_SHUTDOWN = 3, /* the server is draining: say goodbye and end
+                                  * the stream (it is closed at shutdown_timeout) */
+};
+typedef void (*sp_http_stream_event_fn)(sp_http_stream *s, int event, void *arg);
+
+/* Sends the status line and headers (plus the server's usual ones and
+ * Connection: close) and turns the request into a stream. `fn` receives
+ * the stream's events. Returns the stream. */
+sp_http_stream *sp_http_stream_start(sp_http_req *req, int status, const sp_http_header *headers,
+                                     size_t nheaders, sp_http_stream_event_fn fn, void *arg);
+/* Queues bytes (copied). Returns 0; -EAGAIN when the bytes already queued
+ * plus these would pass `limit` (nothing is queued: the caller applies its
+ * slow-client policy); -EPIPE when the connection is closing. */
+int sp_http_stream_write(sp_http_stream *s, sp_slice data, size_t limit);
+/* Bytes queued and not yet written. */
+size_t sp_http_stream_queued(const sp_http_stream *s);
+/* Writes what is queued now (writes are otherwise coalesced per read). */
+void sp_http_stream_flush(sp_http_stream *s);
+/* Ends the stream: what is queued is written, then the connection closes.
+ * No event fires after this; the stream is gone. */
+void sp_http_stream_end(sp_http_stream *s);
+
 /* ---- router -------------------------------------------------------------- */
 
 /* Creates an empty router. Routes are added before the server starts and

@@ -33,6 +33,9 @@ struct sp_http_req {
     bool responded;      /* response bytes produced (maybe held in `resp`) */
     bool close_after;    /* Connection: close on the response */
     bool is_upgrade;
+    bool streaming;      /* turned into a stream: stays at the queue head until it ends */
+    sp_http_stream_event_fn stream_fn;
+    void *stream_arg;
     int status;
     unsigned route_idx;
     uint64_t start_ns;
@@ -186,6 +189,7 @@ struct sp_http_conn {
     bool in_feed;       /* inside the parser: responses wait for the read's flush */
     bool stop_input;    /* no more requests wanted (error, upgrade, half-close) */
     bool draining;      /* server shutdown: answer what's in flight, then close */
+    sp_http_req *stream; /* the streaming response this connection carries, if any */
 };
 
 struct sp_http_worker {
@@ -206,6 +210,7 @@ struct sp_http_worker {
     char date[30];
     uint64_t req_counter;
     uint32_t id_prefix;
+    uint64_t accept_error_logged_at, accept_errors_unlogged;
     char readbuf[SP_HTTP_READ_BUF];
     sp__http_stats stats;
 };
@@ -234,7 +239,16 @@ void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int
                              bool keepalive);
 void sp__http_worker_update_date(sp_http_worker *w);
 
+/* Writes a streaming head: no Content-Length, Connection: close. */
+void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, int status,
+                                const sp_http_header *headers, size_t nheaders);
+
+/* stream.c */
+void sp__http_stream_closed(sp_http_conn *c);
+void sp__http_stream_drained(sp_http_conn *c);
+
 /* server.c */
+void sp__http_conn_keep_reading(sp_http_conn *c);
 void sp__http_conn_close(sp_http_conn *c);
 void sp__http_conn_unref(sp_http_conn *c);
 void sp__http_req_release(sp_http_worker *w, sp_http_req *req);

@@ -44,7 +44,9 @@ void sp__http_req_clear(sp_http_req *req)
     req->next = NULL;
     req->method = SP_HTTP_OTHER;
     req->keepalive = req->expect_continue = req->responded = false;
-    req->close_after = req->is_upgrade = false;
+    req->close_after = req->is_upgrade = req->streaming = false;
+    req->stream_fn = NULL;
+    req->stream_arg = NULL;
     req->status = 0;
     req->route_idx = 0;
     req->url_len = 0;

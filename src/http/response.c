@@ -114,6 +114,27 @@ void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int
         sp_buf_append_slice(b, body);
 }
 
+void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, int status,
+                                const sp_http_header *headers, size_t nheaders)
+{
+    sp__http_worker_update_date(w);
+    sp_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: ", status, sp_http_status_text(status));
+    sp_buf_append(b, w->date, 29);
+    sp_buf_append_cstr(b, "\r\nServer: spate\r\nConnection: close\r\n");
+    if (req->request_id.len) {
+        sp_buf_append(b, "X-Request-Id: ", 14);
+        sp_buf_append_slice(b, req->request_id);
+        sp_buf_append(b, "\r\n", 2);
+    }
+    for (size_t i = 0; i < nheaders; i++) {
+        sp_buf_append_slice(b, headers[i].name);
+        sp_buf_append(b, ": ", 2);
+        sp_buf_append_slice(b, headers[i].value);
+        sp_buf_append(b, "\r\n", 2);
+    }
+    sp_buf_append(b, "\r\n", 2);
+}
+
 static bool keep_alive(const sp_http_conn *c, const sp_http_req *req)
 {
     const sp_http_limits *lim = &c->w->srv->opts.limits;
@@ -179,6 +200,11 @@ void sp__http_advance_queue(sp_http_conn *c)
             access_log(c, req, dur);
         sp__http_req_release(w, req);
         c->refs--;
+    }
+    /* A stream that just reached the head: what it wrote meanwhile goes out. */
+    if (req && req->streaming && req->resp.len && !c->closing) {
+        sp_buf_append(&c->out, req->resp.base, req->resp.len);
+        sp_buf_reset(&req->resp);
     }
     sp__http_conn_after_response(c);
 }

@@ -159,6 +159,8 @@ void sp__http_conn_close(sp_http_conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     atomic_fetch_sub(&w->srv->nconns, 1);
+    if (c->stream)
+        sp__http_stream_closed(c);
     if (c->parser.cur) {
         sp__http_req_release(w, c->parser.cur);
         c->parser.cur = NULL;
@@ -212,6 +214,8 @@ static void on_write(uv_write_t *wr, int status)
     if (!c->closing) {
         sp__http_conn_flush(c);
         sp__http_conn_maybe_resume(c);
+        if (c->stream && !c->writing && c->out.len == 0)
+            sp__http_stream_drained(c);
     }
     sp__http_conn_unref(c);
 }
@@ -276,6 +280,12 @@ static void start_reading(sp_http_conn *c)
         return;
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
         c->reading = true;
+}
+
+/* A stream keeps reading (and discarding) to notice the client leaving. */
+void sp__http_conn_keep_reading(sp_http_conn *c)
+{
+    start_reading(c);
 }
 
 static void stop_reading(sp_http_conn *c)
@@ -349,7 +359,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         c->eof = true;
         stop_reading(c);
-        if (nread != UV_EOF || c->tkind == T_LINGER || c->q_head == NULL) {
+        if (nread != UV_EOF || c->tkind == T_LINGER || c->q_head == NULL || c->stream) {
             sp__http_conn_close(c);
             return;
         }
@@ -369,6 +379,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (!c->closing) {
         sp__http_conn_flush(c);
         sp__http_conn_maybe_resume(c);
+        if (c->stream && !c->writing && c->out.len == 0)
+            sp__http_stream_drained(c);
     }
     sp__http_conn_unref(c);
 }
@@ -605,9 +617,18 @@ static void on_connection(uv_stream_t *server, int status)
 {
     sp_http_worker *w = server->data;
     if (status < 0) {
+        /* EMFILE/ENFILE/ENOMEM: libuv keeps a spare fd to shed the pending
+         * connection; we count, log at most once a second, and carry on. */
         SP_STAT_ADD(w->stats.accept_errors, 1);
-        SP_LOG_ERROR("accept failed", SP_LF_STR("error", uv_strerror(status))
-                                          SP_LF_INT("loop", w->loop->index));
+        uint64_t now = uv_now(&w->loop->uv);
+        w->accept_errors_unlogged++;
+        if (now - w->accept_error_logged_at >= 1000 || w->accept_error_logged_at == 0) {
+            SP_LOG_ERROR("accept failed", SP_LF_STR("error", uv_strerror(status))
+                                              SP_LF_INT("loop", w->loop->index)
+                                                  SP_LF_INT("count", w->accept_errors_unlogged));
+            w->accept_error_logged_at = now;
+            w->accept_errors_unlogged = 0;
+        }
         return;
     }
     if (w->draining)
@@ -726,6 +747,11 @@ static void worker_drain(sp_loop *loop, void *arg)
     while (c) {
         sp_http_conn *next = c->next;
         c->draining = true;
+        if (c->stream && c->stream->stream_fn) {
+            c->stream->stream_fn(c->stream, SP_HTTP_STREAM_SHUTDOWN, c->stream->stream_arg);
+            c = next;
+            continue;
+        }
         if (c->q_head == NULL && !sp__http_parser_mid_request(&c->parser) && !c->writing &&
             c->out.len == 0)
             sp__http_conn_close(c);
