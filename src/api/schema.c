@@ -17,7 +17,7 @@
 #include "api/schema.h"
 
 #include <errno.h>
-#include <math.h>
+#include <math.h> /* signbit, a macro: no libm needed */
 #include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,7 +33,7 @@
 /* Length of the valid UTF-8 sequence at p (2..4 bytes), or 0. */
 static size_t utf8_len(const unsigned char *p, size_t avail)
 {
-    static const unsigned min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
     size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : 2;
     if (p[0] < 0xc2 || p[0] > 0xf4 || avail < n)
         return 0;
@@ -85,7 +85,8 @@ static long u_escape(const char *p, size_t avail)
 
 static int set_error(sp_json_error *err, const char *buf, size_t off, int code, const char *fmt,
                      ...) __attribute__((format(printf, 5, 6)));
-static int set_error(sp_json_error *err, const char *buf, size_t off, int code, const char *fmt, ...)
+static int set_error(sp_json_error *err, const char *buf, size_t off, int code, const char *fmt,
+                     ...)
 {
     if (!err)
         return code;
@@ -137,7 +138,7 @@ static size_t scan_escape(const char *buf, size_t len, size_t i, sp_json_error *
 /* NaN, Infinity and -Infinity are what non-strict encoders emit; name them. */
 static bool is_nonfinite_word(const char *p, size_t avail)
 {
-    static const char *const words[] = { "NaN", "Infinity", "-Infinity", "nan", "inf", "-inf" };
+    static const char *const words[] = {"NaN", "Infinity", "-Infinity", "nan", "inf", "-inf"};
     for (size_t w = 0; w < SP_ARRAY_LEN(words); w++) {
         size_t n = strlen(words[w]);
         if (avail >= n && memcmp(p, words[w], n) == 0)
@@ -312,8 +313,9 @@ static int rollback(sp_buf *b, size_t mark, int rc)
 int sp_json_error_render(sp_buf *b, const sp_json_error *err)
 {
     size_t mark = b->len;
-    int rc = sp_buf_printf(b, "{\"type\":\"json_invalid\",\"loc\":[\"body\",%zu],"
-                              "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":",
+    int rc = sp_buf_printf(b,
+                           "{\"type\":\"json_invalid\",\"loc\":[\"body\",%zu],"
+                           "\"msg\":\"JSON decode error\",\"input\":{},\"ctx\":{\"error\":",
                            err->position);
     if (!rc)
         rc = sp_json_cstr(b, err->reason);
@@ -341,7 +343,7 @@ static void py_float(double d, char out[40])
         if (strtod(tmp, NULL) == d)
             break;
     }
-    char digits[24] = { 0 };
+    char digits[24] = {0};
     size_t nd = 0;
     const char *p = tmp;
     char *o = out;
@@ -396,7 +398,8 @@ static int write_json(sp_buf *b, const json_t *v, int depth)
         json_t *m;
         bool first = true;
         rc = sp_buf_putc(b, '{');
-        json_object_foreach((json_t *)v, k, m) {
+        json_object_foreach((json_t *)v, k, m)
+        {
             if (!rc && !first)
                 rc = sp_buf_putc(b, ',');
             first = false;
@@ -420,11 +423,8 @@ static int write_json(sp_buf *b, const json_t *v, int depth)
         return rc ? rc : sp_buf_putc(b, ']');
     case JSON_STRING:
         return sp_json_str(b, sp_slice_make(json_string_value(v), json_string_length(v)));
-    case JSON_INTEGER:
-        return sp_buf_append_i64(b, (long long)json_integer_value(v));
-    case JSON_REAL:
-        py_float(json_real_value(v), num);
-        return sp_buf_append_cstr(b, num);
+    case JSON_INTEGER: return sp_buf_append_i64(b, (long long)json_integer_value(v));
+    case JSON_REAL: py_float(json_real_value(v), num); return sp_buf_append_cstr(b, num);
     case JSON_TRUE: return sp_buf_append_cstr(b, "true");
     case JSON_FALSE: return sp_buf_append_cstr(b, "false");
     default: return sp_buf_append_cstr(b, "null");
@@ -467,7 +467,8 @@ static int py_repr(sp_buf *b, const json_t *v, int depth)
         json_t *m;
         bool first = true;
         rc = sp_buf_putc(b, '{');
-        json_object_foreach((json_t *)v, k, m) {
+        json_object_foreach((json_t *)v, k, m)
+        {
             if (!rc && !first)
                 rc = sp_buf_append_cstr(b, ", ");
             first = false;
@@ -525,7 +526,8 @@ static bool values_equal(const json_t *a, const json_t *b, int depth)
             return false;
         const char *k;
         json_t *m;
-        json_object_foreach((json_t *)a, k, m) {
+        json_object_foreach((json_t *)a, k, m)
+        {
             json_t *o = json_object_get(b, k);
             if (!o || !values_equal(m, o, depth + 1))
                 return false;
@@ -547,6 +549,14 @@ static int num_cmp(const json_t *a, const json_t *b)
     return (x > y) - (x < y);
 }
 
+/* Without libm: every double of magnitude >= 2^52 is an integer. */
+static bool is_integral(double d)
+{
+    if (d >= 4503599627370496.0 || d <= -4503599627370496.0)
+        return true;
+    return d == (double)(long long)d;
+}
+
 /* ============================================================ compilation */
 
 enum {
@@ -562,8 +572,8 @@ static const struct {
     const char *name;
     unsigned bit;
 } type_names[] = {
-    { "null", T_NULL },     { "boolean", T_BOOLEAN }, { "object", T_OBJECT }, { "array", T_ARRAY },
-    { "number", T_NUMBER }, { "integer", T_INTEGER }, { "string", T_STRING },
+    {"null", T_NULL},     {"boolean", T_BOOLEAN}, {"object", T_OBJECT}, {"array", T_ARRAY},
+    {"number", T_NUMBER}, {"integer", T_INTEGER}, {"string", T_STRING},
 };
 
 enum { BOUND_GT, BOUND_GE, BOUND_LT, BOUND_LE, BOUND_N };
@@ -577,23 +587,23 @@ typedef struct prop {
 } prop;
 
 struct node {
-    bool never;         /* the `false` schema */
-    unsigned types;     /* 0: any type */
+    bool never;             /* the `false` schema */
+    unsigned types;         /* 0: any type */
     unsigned char order[8]; /* type bits in the schema's order, for union locs */
     size_t ntypes;
     prop *props;
     size_t nprops;
     bool forbid_extra;
-    node *extra;        /* additionalProperties schema */
+    node *extra; /* additionalProperties schema */
     node *items;
-    json_t *enum_vals;  /* array (const is a one-member enum); owned */
-    char *expected;     /* enum rendered the pydantic way */
+    json_t *enum_vals; /* array (const is a one-member enum); owned */
+    char *expected;    /* enum rendered the pydantic way */
     json_t *bound[BOUND_N];
     bool has_min_len, has_max_len, has_min_items, has_max_items;
     size_t min_len, max_len, min_items, max_items;
     char *pattern;
     regex_t re;
-    node *next_alloc;   /* every node, for free */
+    node *next_alloc; /* every node, for free */
 };
 
 struct sp_schema {
@@ -697,7 +707,7 @@ static prop *add_prop(node *n, const char *name, size_t len)
 {
     n->props = sp_xrealloc(n->props, (n->nprops + 1) * sizeof(*n->props));
     prop *p = &n->props[n->nprops++];
-    *p = (prop){ .name = sp_xstrndup(name, len), .name_len = len };
+    *p = (prop){.name = sp_xstrndup(name, len), .name_len = len};
     return p;
 }
 
@@ -709,7 +719,8 @@ static int kw_properties(compiler *c, node *n, const json_t *v, int depth)
         return cerr(c, -E2BIG, "more than %d properties", SP_SCHEMA_MAX_PROPERTIES);
     const char *k;
     json_t *sub;
-    json_object_foreach((json_t *)v, k, sub) {
+    json_object_foreach((json_t *)v, k, sub)
+    {
         size_t klen = strlen(k);
         prop *p = find_prop(n, k, klen);
         if (!p)
@@ -747,7 +758,7 @@ static int kw_required(compiler *c, node *n, const json_t *v)
 static int kw_count(compiler *c, const char *kw, const json_t *v, size_t *out, bool *has)
 {
     double d = json_is_number(v) ? json_number_value(v) : -1;
-    if (!json_is_number(v) || d < 0 || d != floor(d) || d > 1e15)
+    if (!json_is_number(v) || d < 0 || !is_integral(d) || d > 1e15)
         return cerr(c, -EINVAL, "'%s' must be a non-negative integer", kw);
     *out = (size_t)d;
     *has = true;
@@ -786,39 +797,95 @@ static int kw_enum(compiler *c, node *n, const json_t *v, bool is_const)
     return 0;
 }
 
+/* Index just past the bracket expression that starts at p[i] == '['. */
+static size_t skip_bracket(const char *p, size_t len, size_t i)
+{
+    i++;
+    if (i < len && p[i] == '^')
+        i++;
+    if (i < len && p[i] == ']') /* a leading ']' is a literal */
+        i++;
+    while (i < len && p[i] != ']') {
+        if (p[i] == '[' && i + 1 < len && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
+            char close = p[i + 1];
+            for (i += 2; i + 1 < len && !(p[i] == close && p[i + 1] == ']'); i++)
+                ;
+            i++;
+        }
+        i++;
+    }
+    return i + 1;
+}
+
+/* Reads "{m}", "{m,}" or "{m,n}" at p[i]; returns the copies regcomp makes
+ * of the repeated element, or 0 when it is not a bound (regcomp decides). */
+static unsigned long bound_copies(const char *p, size_t len, size_t *i)
+{
+    char tmp[32];
+    size_t n = 0;
+    for (size_t k = *i + 1; k < len && p[k] != '}' && n + 1 < sizeof(tmp); k++)
+        tmp[n++] = p[k];
+    tmp[n] = '\0';
+    char *end;
+    unsigned long lo = strtoul(tmp, &end, 10), hi = lo;
+    if (end == tmp)
+        return 0;
+    if (*end == ',')
+        hi = end[1] == '\0' ? lo + 1 : strtoul(end + 1, &end, 10);
+    *i += n + 1;
+    return lo > hi ? lo : hi;
+}
+
 /* Refuses what would make regcomp/regexec expensive: back-references
- * (exponential), and counted repetitions whose expansion multiplies. */
+ * (exponential matching) and repetitions whose expansion explodes. glibc
+ * builds `x+` as `xx*` and `x{m,n}` as n copies of x, so stacked or nested
+ * repetitions multiply: `((c+)+)+` doubles per level. We estimate the node
+ * count of the expanded pattern, level by level, and bound it. */
 static int check_pattern(compiler *c, const char *p, size_t len)
 {
     if (len > SP_SCHEMA_MAX_PATTERN)
         return cerr(c, -E2BIG, "'pattern' longer than %d bytes", SP_SCHEMA_MAX_PATTERN);
     if (strlen(p) != len)
         return cerr(c, -EINVAL, "'pattern' contains a NUL character");
-    unsigned long product = 1;
-    bool in_bracket = false;
+    unsigned long cur[SP_SCHEMA_MAX_PATTERN + 1], last[SP_SCHEMA_MAX_PATTERN + 1];
+    size_t depth = 0;
+    cur[0] = last[0] = 0;
     for (size_t i = 0; i < len; i++) {
-        if (in_bracket) {
-            in_bracket = !(p[i] == ']' && i > 0 && p[i - 1] != '[' &&
-                           !(p[i - 1] == '^' && i > 1 && p[i - 2] == '['));
+        unsigned long copies = 1;
+        if (p[i] == '\\' && i + 1 < len && p[i + 1] >= '1' && p[i + 1] <= '9')
+            return cerr(c, -EINVAL, "'pattern' back-references are not supported");
+        if (p[i] == '(') {
+            depth++;
+            cur[depth] = last[depth] = 0;
             continue;
-        }
-        if (p[i] == '[') {
-            in_bracket = true;
-        } else if (p[i] == '\\' && i + 1 < len) {
-            if (p[i + 1] >= '1' && p[i + 1] <= '9')
-                return cerr(c, -EINVAL, "'pattern' back-references are not supported");
-            i++;
+        } else if (p[i] == ')' && depth > 0) {
+            unsigned long g = cur[depth--] + 1;
+            cur[depth] += g;
+            last[depth] = g;
+        } else if (p[i] == '|') {
+            last[depth] = 0;
+        } else if (p[i] == '+') {
+            copies = 2;
         } else if (p[i] == '{') {
-            char *end;
-            unsigned long lo = strtoul(p + i + 1, &end, 10), hi = lo;
-            if (*end == ',')
-                hi = end[1] == '}' ? lo : strtoul(end + 1, &end, 10);
-            if (lo > SP_SCHEMA_MAX_REPEAT || hi > SP_SCHEMA_MAX_REPEAT)
+            copies = bound_copies(p, len, &i);
+            if (copies > SP_SCHEMA_MAX_REPEAT)
                 return cerr(c, -E2BIG, "'pattern' repetition count above %d", SP_SCHEMA_MAX_REPEAT);
-            product *= (hi > 1 ? hi : 1);
-            if (product > SP_SCHEMA_MAX_REPEAT_PRODUCT)
-                return cerr(c, -E2BIG, "'pattern' repetitions too large");
+            copies = copies ? copies : 1;
+        } else if (p[i] != '*' && p[i] != '?') {
+            if (p[i] == '[')
+                i = skip_bracket(p, len, i) - 1;
+            else if (p[i] == '\\')
+                i++;
+            cur[depth] += 1;
+            last[depth] = 1;
         }
+        if (copies > 1) {
+            cur[depth] += last[depth] * (copies - 1);
+            last[depth] *= copies;
+        }
+        if (cur[depth] > SP_SCHEMA_MAX_PATTERN_NODES || last[depth] > SP_SCHEMA_MAX_PATTERN_NODES)
+            return cerr(c, -E2BIG, "'pattern' expands to more than %d regex nodes",
+                        SP_SCHEMA_MAX_PATTERN_NODES);
     }
     return 0;
 }
@@ -851,9 +918,9 @@ static int kw_bound(compiler *c, node *n, int which, const char *kw, const json_
 
 static bool is_annotation(const char *k)
 {
-    static const char *const names[] = { "title",    "description", "default",  "examples",
-                                         "$schema",  "$id",         "$comment", "deprecated",
-                                         "readOnly", "writeOnly" };
+    static const char *const names[] = {"title",    "description", "default",  "examples",
+                                        "$schema",  "$id",         "$comment", "deprecated",
+                                        "readOnly", "writeOnly"};
     for (size_t i = 0; i < SP_ARRAY_LEN(names); i++)
         if (strcmp(k, names[i]) == 0)
             return true;
@@ -873,12 +940,12 @@ static int compile_keyword(compiler *c, node *n, const char *k, const json_t *v,
             n->forbid_extra = true;
             return 0;
         }
-        return compile_sub(c, "additionalProperties", v, depth, &n->extra);
+        return compile_node(c, v, depth + 1, &n->extra); /* pointer already pushed */
     }
     if (strcmp(k, "items") == 0) {
         if (json_is_array(v))
             return cerr(c, -EINVAL, "'items' must be a schema (the array form is not supported)");
-        return compile_sub(c, "items", v, depth, &n->items);
+        return compile_node(c, v, depth + 1, &n->items);
     }
     if (strcmp(k, "enum") == 0 || strcmp(k, "const") == 0)
         return kw_enum(c, n, v, k[0] == 'c');
@@ -923,7 +990,8 @@ static int compile_node(compiler *c, const json_t *js, int depth, node **out)
         return cerr(c, -EINVAL, "a schema must be an object or a boolean");
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)js, k, v) {
+    json_object_foreach((json_t *)js, k, v)
+    {
         size_t old = ptr_push(c, k);
         int rc = compile_keyword(c, n, k, v, depth);
         if (rc)
@@ -964,7 +1032,7 @@ void sp_schema_free(sp_schema *s)
 
 int sp_schema_compile(const json_t *schema, sp_schema **out, char *errbuf, size_t errlen)
 {
-    compiler c = { .errbuf = errbuf, .errlen = errlen };
+    compiler c = {.errbuf = errbuf, .errlen = errlen};
     if (errlen)
         errbuf[0] = '\0';
     *out = NULL;
@@ -1057,24 +1125,24 @@ static void report(vctx *v, const verr *e)
         return;
     }
     size_t mark = v->out->len;
+    v->count++; /* counted even when its entry does not fit: never "valid" */
     if (rollback(v->out, mark, write_entry(v, e))) {
         v->stop = true;
         return;
     }
-    v->count++;
     v->stop = v->count >= v->max_errors;
 }
 
 static void report_simple(vctx *v, const char *type, const char *msg, const json_t *input)
 {
-    report(v, &(verr){ .type = type, .msg = msg, .input = input });
+    report(v, &(verr){.type = type, .msg = msg, .input = input});
 }
 
 /* ---- type checks ------------------------------------------------------- */
 
 static bool has_fraction(const json_t *x)
 {
-    return json_is_real(x) && json_real_value(x) != floor(json_real_value(x));
+    return json_is_real(x) && !is_integral(json_real_value(x));
 }
 
 static bool type_matches(unsigned bit, const json_t *x)
@@ -1124,15 +1192,27 @@ static bool looks_numeric(const json_t *x, bool integer)
     return digits > 0 && i == n;
 }
 
+/* The strings lax pydantic reads as booleans. */
+static bool looks_boolean(const json_t *x)
+{
+    static const char *const words[] = {"0",  "1",  "f",   "t",   "n",    "y",
+                                        "no", "on", "off", "yes", "true", "false"};
+    for (size_t i = 0; i < SP_ARRAY_LEN(words); i++)
+        if (strcasecmp(json_string_value(x), words[i]) == 0)
+            return true;
+    return false;
+}
+
 /* The pydantic error for `x` not being of type `bit`. */
 static verr type_error(unsigned bit, const json_t *x)
 {
-    verr e = { .input = x };
+    verr e = {.input = x};
     switch (bit) {
     case T_NULL: e.type = "none_required", e.msg = "Input should be None"; break;
     case T_BOOLEAN:
-        if (json_is_string(x))
-            e.type = "bool_parsing", e.msg = "Input should be a valid boolean, unable to interpret input";
+        if (json_is_string(x) && !looks_boolean(x))
+            e.type = "bool_parsing",
+            e.msg = "Input should be a valid boolean, unable to interpret input";
         else
             e.type = "bool_type", e.msg = "Input should be a valid boolean";
         break;
@@ -1222,10 +1302,10 @@ static void check_bounds(vctx *v, const node *n, const json_t *x)
         int fail_when; /* num_cmp(x, bound) result that fails */
         int fail_also;
     } spec[BOUND_N] = {
-        [BOUND_GT] = { "greater_than", "greater than", "gt", -1, 0 },
-        [BOUND_GE] = { "greater_than_equal", "greater than or equal to", "ge", -1, -1 },
-        [BOUND_LT] = { "less_than", "less than", "lt", 1, 0 },
-        [BOUND_LE] = { "less_than_equal", "less than or equal to", "le", 1, 1 },
+        [BOUND_GT] = {"greater_than", "greater than", "gt", -1, 0},
+        [BOUND_GE] = {"greater_than_equal", "greater than or equal to", "ge", -1, -1},
+        [BOUND_LT] = {"less_than", "less than", "lt", 1, 0},
+        [BOUND_LE] = {"less_than_equal", "less than or equal to", "le", 1, 1},
     };
     for (int i = 0; i < BOUND_N; i++) {
         if (!n->bound[i])
@@ -1238,7 +1318,7 @@ static void check_bounds(vctx *v, const node *n, const json_t *x)
         bound_text(n, n->bound[i], true, ctxnum);
         snprintf(msg, sizeof(msg), "Input should be %s %s", spec[i].words, txt);
         snprintf(ctx, sizeof(ctx), "\"%s\":%s", spec[i].ctx, ctxnum);
-        report(v, &(verr){ .type = spec[i].type, .msg = msg, .input = x, .ctx = ctx });
+        report(v, &(verr){.type = spec[i].type, .msg = msg, .input = x, .ctx = ctx});
         return; /* pydantic stops at the first failed constraint */
     }
 }
@@ -1253,18 +1333,18 @@ static void check_string(vctx *v, const node *n, const json_t *x)
         snprintf(msg, sizeof(msg), "String should have at least %zu character%s", n->min_len,
                  n->min_len == 1 ? "" : "s");
         snprintf(ctx, sizeof(ctx), "\"min_length\":%zu", n->min_len);
-        report(v, &(verr){ .type = "string_too_short", .msg = msg, .input = x, .ctx = ctx });
+        report(v, &(verr){.type = "string_too_short", .msg = msg, .input = x, .ctx = ctx});
         return;
     }
     if (n->has_max_len && chars > n->max_len) {
         snprintf(msg, sizeof(msg), "String should have at most %zu character%s", n->max_len,
                  n->max_len == 1 ? "" : "s");
         snprintf(ctx, sizeof(ctx), "\"max_length\":%zu", n->max_len);
-        report(v, &(verr){ .type = "string_too_long", .msg = msg, .input = x, .ctx = ctx });
+        report(v, &(verr){.type = "string_too_long", .msg = msg, .input = x, .ctx = ctx});
         return;
     }
     if (n->pattern) {
-        regmatch_t m = { .rm_so = 0, .rm_eo = (regoff_t)len };
+        regmatch_t m = {.rm_so = 0, .rm_eo = (regoff_t)len};
         if (len <= INT32_MAX && regexec(&n->re, s, 1, &m, REG_STARTEND) == 0)
             return;
         sp_buf pm, pc;
@@ -1276,8 +1356,10 @@ static void check_string(vctx *v, const node *n, const json_t *x)
         if (!rc)
             rc = sp_json_cstr(&pc, n->pattern);
         if (!rc)
-            report(v, &(verr){ .type = "string_pattern_mismatch", .msg = pm.base, .input = x,
-                               .ctx = pc.base });
+            report(v, &(verr){.type = "string_pattern_mismatch",
+                              .msg = pm.base,
+                              .input = x,
+                              .ctx = pc.base});
         sp_buf_free(&pm);
         sp_buf_free(&pc);
     }
@@ -1287,12 +1369,12 @@ static void check_node(vctx *v, const node *n, const json_t *x);
 
 static void push_index(vctx *v, size_t i)
 {
-    v->path[v->depth++] = (seg){ .index = i };
+    v->path[v->depth++] = (seg){.index = i};
 }
 
 static void push_key(vctx *v, const char *k, size_t len)
 {
-    v->path[v->depth++] = (seg){ .key = k, .key_len = len };
+    v->path[v->depth++] = (seg){.key = k, .key_len = len};
 }
 
 static void check_array(vctx *v, const node *n, const json_t *x)
@@ -1302,9 +1384,10 @@ static void check_array(vctx *v, const node *n, const json_t *x)
     if (n->has_max_items && count > n->max_items) {
         snprintf(msg, sizeof(msg), "List should have at most %zu item%s after validation, not %zu",
                  n->max_items, n->max_items == 1 ? "" : "s", count);
-        snprintf(ctx, sizeof(ctx), "\"field_type\":\"List\",\"max_length\":%zu,\"actual_length\":%zu",
-                 n->max_items, count);
-        report(v, &(verr){ .type = "too_long", .msg = msg, .input = x, .ctx = ctx });
+        snprintf(ctx, sizeof(ctx),
+                 "\"field_type\":\"List\",\"max_length\":%zu,\"actual_length\":%zu", n->max_items,
+                 count);
+        report(v, &(verr){.type = "too_long", .msg = msg, .input = x, .ctx = ctx});
         return;
     }
     for (size_t i = 0; n->items && !v->stop && i < count; i++) {
@@ -1315,9 +1398,10 @@ static void check_array(vctx *v, const node *n, const json_t *x)
     if (n->has_min_items && count < n->min_items) {
         snprintf(msg, sizeof(msg), "List should have at least %zu item%s after validation, not %zu",
                  n->min_items, n->min_items == 1 ? "" : "s", count);
-        snprintf(ctx, sizeof(ctx), "\"field_type\":\"List\",\"min_length\":%zu,\"actual_length\":%zu",
-                 n->min_items, count);
-        report(v, &(verr){ .type = "too_short", .msg = msg, .input = x, .ctx = ctx });
+        snprintf(ctx, sizeof(ctx),
+                 "\"field_type\":\"List\",\"min_length\":%zu,\"actual_length\":%zu", n->min_items,
+                 count);
+        report(v, &(verr){.type = "too_short", .msg = msg, .input = x, .ctx = ctx});
     }
 }
 
@@ -1339,7 +1423,8 @@ static void check_object(vctx *v, const node *n, const json_t *x)
     const char *k;
     size_t klen;
     json_t *m;
-    json_object_keylen_foreach((json_t *)x, k, klen, m) {
+    json_object_keylen_foreach((json_t *)x, k, klen, m)
+    {
         if (v->stop)
             break;
         const prop *p = find_prop((node *)n, k, klen);
@@ -1368,7 +1453,7 @@ static bool check_enum(vctx *v, const node *n, const json_t *x)
     if (!rc)
         rc = sp_json_cstr(&ctx, n->expected);
     if (!rc)
-        report(v, &(verr){ .type = "literal_error", .msg = msg.base, .input = x, .ctx = ctx.base });
+        report(v, &(verr){.type = "literal_error", .msg = msg.base, .input = x, .ctx = ctx.base});
     sp_buf_free(&msg);
     sp_buf_free(&ctx);
     return false;
@@ -1399,7 +1484,7 @@ static void check_node(vctx *v, const node *n, const json_t *x)
 int sp_schema_validate_at(const sp_schema *s, const json_t *value, const char *loc_prefix,
                           sp_buf *errors, size_t max_errors)
 {
-    vctx v = { .out = errors, .loc_prefix = loc_prefix, .max_errors = max_errors };
+    vctx v = {.out = errors, .loc_prefix = loc_prefix, .max_errors = max_errors};
     const node *root = s->root;
     bool null_ok = !root->types || (root->types & T_NULL) || root->never;
     if (!value || (json_is_null(value) && !null_ok && !root->enum_vals)) {

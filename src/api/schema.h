@@ -30,7 +30,7 @@
  *   const, minimum, maximum, exclusiveMinimum, exclusiveMaximum (numbers),
  *   minLength, maxLength (in Unicode code points), minItems, maxItems,
  *   pattern (POSIX ERE, unanchored search like ECMA-262; no back-references,
- *   bounded length and repetition counts). Boolean schemas true/false are
+ *   bounded length, repetition counts and expanded size). Boolean schemas true/false are
  *   accepted anywhere a schema is. Annotations accepted and ignored: title,
  *   description, default, examples, $schema, $id, $comment, deprecated,
  *   readOnly, writeOnly. */
@@ -50,22 +50,22 @@ typedef struct sp_json_limits {
     size_t max_records; /* NDJSON only: more non-blank lines are refused */
 } sp_json_limits;
 
-#define SP_JSON_DEFAULT_MAX_BYTES ((size_t)1 << 20)
-#define SP_JSON_DEFAULT_MAX_DEPTH 64
+#define SP_JSON_DEFAULT_MAX_BYTES   ((size_t)1 << 20)
+#define SP_JSON_DEFAULT_MAX_DEPTH   64
 #define SP_JSON_DEFAULT_MAX_RECORDS 10000
-#define SP_JSON_LIMITS_DEFAULT                                                                  \
-    ((sp_json_limits){ .max_bytes = SP_JSON_DEFAULT_MAX_BYTES,                                 \
-                       .max_depth = SP_JSON_DEFAULT_MAX_DEPTH,                                 \
-                       .max_records = SP_JSON_DEFAULT_MAX_RECORDS })
+#define SP_JSON_LIMITS_DEFAULT                                                                     \
+    ((sp_json_limits){.max_bytes = SP_JSON_DEFAULT_MAX_BYTES,                                      \
+                      .max_depth = SP_JSON_DEFAULT_MAX_DEPTH,                                      \
+                      .max_records = SP_JSON_DEFAULT_MAX_RECORDS})
 
 typedef struct sp_json_error {
-    int code;           /* the negative errno the parse function returned */
-    size_t position;    /* characters (code points) from the start of the body */
-    size_t offset;      /* the same place in bytes */
-    size_t line;        /* 1-based line of the body */
-    size_t column;      /* 1-based column in characters within that line */
-    int ndjson;         /* set by sp_json_parse_ndjson: render line/column too */
-    char reason[160];   /* a human-readable reason, NUL-terminated */
+    int code;         /* the negative errno the parse function returned */
+    size_t position;  /* characters (code points) from the start of the body */
+    size_t offset;    /* the same place in bytes */
+    size_t line;      /* 1-based line of the body */
+    size_t column;    /* 1-based column in characters within that line */
+    int ndjson;       /* set by sp_json_parse_ndjson: render line/column too */
+    char reason[160]; /* a human-readable reason, NUL-terminated */
 } sp_json_error;
 
 /* Parses exactly one JSON value (any type, scalars included) from
@@ -106,13 +106,13 @@ int sp_json_error_render(sp_buf *b, const sp_json_error *err);
 
 typedef struct sp_schema sp_schema; /* opaque, immutable once compiled */
 
-#define SP_SCHEMA_MAX_DEPTH 32        /* nested subschemas */
-#define SP_SCHEMA_MAX_NODES 4096      /* subschemas in one schema */
-#define SP_SCHEMA_MAX_PROPERTIES 256  /* properties / required per object */
-#define SP_SCHEMA_MAX_ENUM 256        /* enum members */
-#define SP_SCHEMA_MAX_PATTERN 256     /* bytes of one pattern */
-#define SP_SCHEMA_MAX_REPEAT 100      /* any {m,n} bound in a pattern */
-#define SP_SCHEMA_MAX_REPEAT_PRODUCT 1000 /* all {m,n} bounds multiplied */
+#define SP_SCHEMA_MAX_DEPTH         32   /* nested subschemas */
+#define SP_SCHEMA_MAX_NODES         4096 /* subschemas in one schema */
+#define SP_SCHEMA_MAX_PROPERTIES    256  /* properties / required per object */
+#define SP_SCHEMA_MAX_ENUM          256  /* enum members */
+#define SP_SCHEMA_MAX_PATTERN       256  /* bytes of one pattern */
+#define SP_SCHEMA_MAX_REPEAT        100  /* any {m,n} bound in a pattern */
+#define SP_SCHEMA_MAX_PATTERN_NODES 1000 /* a pattern with + and {m,n} expanded */
 
 /* The seed articles' Item model (name: str; description: str | None;
  * price: float; tax: float | None) as a JSON Schema, for POST /items. */
@@ -135,7 +135,8 @@ void sp_schema_free(sp_schema *s);
  * '[', so a caller can write `{"detail":[`, validate one or more values and
  * close with `]}`. Stops after `max_errors` violations (0 means: stop at the
  * first and append nothing) or when the next entry does not fit the
- * buffer's limit (that entry is dropped whole). `value` NULL means "no
+ * buffer's limit (that entry is dropped whole but still counted, so a
+ * too-small buffer never turns an invalid value valid). `value` NULL means "no
  * body" and, like a JSON null the schema does not allow at the root, gives
  * FastAPI's {"type":"missing","loc":["body"],...}. Returns the number of
  * violations found (0: valid). */

@@ -6,11 +6,14 @@ and records the exact status and response text into golden.inc.
 
 How the vectors in golden.inc were captured (record a new run the same way):
   - pydantic 2.13.4 + pydantic-core (the machine image's pyenv python3.11),
-  - FastAPI 0.141.1 and Starlette 0.47.3 from their GitHub sources, put on
-    PYTHONPATH, with Debian bookworm's anyio/httpx/sniffio/idna/h11/httpcore
-    (Debian's own python3-fastapi is 0.92 on pydantic 1, whose errors have
-    another shape, so it cannot be the oracle):
-      PYTHONPATH=/tmp/oracle/site python3 gen_golden.py > ../golden.inc
+  - FastAPI 0.141.1, Starlette 0.47.3 and annotated-doc from their GitHub
+    sources (fastapi/fastapi, encode/starlette, fastapi/annotated-doc),
+    copied into one directory together with symlinks to Debian bookworm's
+    anyio, sniffio, httpx, httpcore, h11, idna, certifi and rfc3986 from
+    /usr/lib/python3/dist-packages (not the whole dist-packages: it holds
+    pydantic 1). Debian's own python3-fastapi is 0.92 on pydantic 1, whose
+    errors have another shape, so it cannot be the oracle. Then:
+      cd tests/schema/oracle && PYTHONPATH=<that dir> python3 gen_golden.py > ../golden.inc
 
 Each case names a model and a body. The JSON Schema each model stands for
 is in test_schema.c (ITEM = sp_schema_item_json, CONSTRAINED = constrained
