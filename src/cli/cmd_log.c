@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/slice.h"
 #include "store/scan.h"
 #include "store/store.h"
@@ -124,4 +125,36 @@ int sp_cli_log(int argc, char **argv)
     if (!strcmp(argv[1], "dump"))
         return cmd_dump(argc - 1, argv + 1);
     return usage_error("unknown subcommand", argv[1]);
+}
+
+int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *o, char *err, size_t errlen)
+{
+    sp_store_options_default(o);
+    const char *mode = cfg->fsync ? cfg->fsync : "always";
+    if (!strcmp(mode, "always"))
+        o->fsync = SP_STORE_FSYNC_ALWAYS;
+    else if (!strcmp(mode, "interval"))
+        o->fsync = SP_STORE_FSYNC_INTERVAL;
+    else if (!strcmp(mode, "never"))
+        o->fsync = SP_STORE_FSYNC_NEVER;
+    else {
+        snprintf(err, errlen, "store.fsync must be always, interval or never, not \"%s\"", mode);
+        return -EINVAL;
+    }
+    if (cfg->fsync_interval_ms < 1 || cfg->segment_bytes < 1024 || cfg->segment_bytes > (1LL << 30) ||
+        cfg->retention_bytes < 0 || cfg->retention_ms < 0 || cfg->max_record_bytes < 1 ||
+        cfg->max_record_bytes > (1LL << 30)) {
+        snprintf(err, errlen, "store.*: fsync_interval >= 1ms, 1 KiB <= segment_bytes <= 1 GiB, retention >= 0, "
+                              "1 <= max_record_bytes <= 1 GiB");
+        return -EINVAL;
+    }
+    o->fsync_interval_ms = cfg->fsync_interval_ms;
+    o->segment_bytes = (uint64_t)cfg->segment_bytes;
+    o->retention_bytes = (uint64_t)cfg->retention_bytes;
+    o->retention_ms = cfg->retention_ms;
+    o->max_record_bytes = (uint32_t)cfg->max_record_bytes;
+    /* a batch of max-size records must still fit the queue */
+    if (o->queue_max_bytes < 4 * (uint64_t)o->max_record_bytes)
+        o->queue_max_bytes = 4 * (uint64_t)o->max_record_bytes;
+    return 0;
 }

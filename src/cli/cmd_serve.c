@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "api/schema.h"
 #include "cli.h"
+#include "cmd_log.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/time.h"
@@ -213,28 +214,13 @@ static void on_signal(uv_signal_t *h, int signum)
         SP_LOG_INFO("shutting down", SP_LF_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
                                          SP_LF_INT("connections", sp_http_server_connections(ctx->srv)));
         sp_http_server_shutdown(ctx->srv);
-        uv_close((uv_handle_t *)&ctx->sigterm, NULL);
-        uv_close((uv_handle_t *)&ctx->sigint, NULL);
+        /* Stay installed (a second signal must not kill the drain) but let
+         * the main loop return so this thread can wait for the workers. */
+        uv_unref((uv_handle_t *)&ctx->sigterm);
+        uv_unref((uv_handle_t *)&ctx->sigint);
+    } else {
+        SP_LOG_WARN("already shutting down; in-flight requests end at server.shutdown_timeout");
     }
-}
-
-static int store_options_from(const sp_config *cfg, sp_store_options *o)
-{
-    sp_store_options_default(o);
-    if (strcmp(cfg->fsync, "always") == 0)
-        o->fsync = SP_STORE_FSYNC_ALWAYS;
-    else if (strcmp(cfg->fsync, "interval") == 0)
-        o->fsync = SP_STORE_FSYNC_INTERVAL;
-    else if (strcmp(cfg->fsync, "never") == 0)
-        o->fsync = SP_STORE_FSYNC_NEVER;
-    else
-        return -EINVAL;
-    o->fsync_interval_ms = cfg->fsync_interval_ms;
-    o->segment_bytes = (uint64_t)cfg->segment_bytes;
-    o->retention_bytes = (uint64_t)cfg->retention_bytes;
-    o->retention_ms = cfg->retention_ms;
-    o->max_record_bytes = (uint32_t)cfg->max_record_bytes;
-    return 0;
 }
 
 /* The news demo's topics: created on first start, kept afterwards. */
@@ -265,8 +251,10 @@ static int open_backend(const sp_config *cfg, server_parts *p)
 {
     char dir[4096], err[512] = "";
     sp_store_options so;
-    if (store_options_from(cfg, &so) != 0)
+    if (sp_cli_store_options(cfg, &so, err, sizeof err) != 0) {
+        SP_LOG_ERROR("bad store settings", SP_LF_STR("error", err));
         return -EINVAL;
+    }
     snprintf(dir, sizeof dir, "%s/log", cfg->data_dir);
     int rc = sp_store_open(dir, &so, &p->store);
     if (rc != 0) {
@@ -307,8 +295,12 @@ static int wait_for_signal(sp_http_server *srv)
     uv_signal_start(&sig.sigterm, on_signal, SIGTERM);
     uv_signal_start(&sig.sigint, on_signal, SIGINT);
     uv_run(&main_loop, UV_RUN_DEFAULT);
+    int rc = sp_http_server_wait(srv) == 0 ? 0 : 1;
+    uv_close((uv_handle_t *)&sig.sigterm, NULL);
+    uv_close((uv_handle_t *)&sig.sigint, NULL);
+    uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
-    return sp_http_server_wait(srv) == 0 ? 0 : 1;
+    return rc;
 }
 
 static int run_server(const sp_config *cfg)

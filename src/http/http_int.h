@@ -91,6 +91,17 @@ struct sp_http_parser {
     /* obs-fold detection (see parser.c contiguous()) */
     unsigned feed_gen, val_gen;
     const char *feed_start, *feed_end, *val_end, *val_feed_end;
+    /* The strict head scanner (parser.c scan_head): where it is in the
+     * request line or header block, or off while llhttp reads a body. */
+    uint8_t scan;        /* SCAN_* */
+    uint8_t scan_sub;    /* position inside the current element */
+    uint8_t scan_pause;  /* llhttp paused for the scanner, not for backpressure */
+    char version[8];     /* "HTTP/x.y" being collected */
+    size_t ext_bytes;    /* chunk-extension bytes of the current request */
+    bool head_done;      /* header block complete: later header callbacks are trailers */
+    bool body_expected;  /* the current request has a body llhttp is reading */
+    size_t scan_len;
+    size_t trailer_bytes;
 };
 
 /* Parser outcome for one feed call. */
@@ -199,6 +210,7 @@ struct sp_http_worker {
     uv_timer_t lag_timer;
     uv_timer_t drain_timer;
     int listen_fd;
+    int spare_fd; /* given up to shed a connection when out of descriptors */
     bool listening, draining, stopped;
     uint64_t lag_expect_ns;
     sp_http_conn *conns;

@@ -15,6 +15,10 @@
 #include "core/alloc.h"
 #include "http/http_int.h"
 
+enum { SCAN_REQLINE = 0, SCAN_HEADERS, SCAN_OFF };
+enum { RL_START = 0, RL_START_LF, RL_METHOD, RL_TARGET, RL_VERSION, RL_LF };
+enum { H_START = 0, H_LINE, H_LF, H_END_LF };
+
 static sp_http_parser *P(llhttp_t *ll)
 {
     return sp_container_of(ll, sp_http_parser, ll);
@@ -33,6 +37,10 @@ static int on_message_begin(llhttp_t *ll)
     sp_http_parser *p = P(ll);
     p->cur = p->hooks->new_req(p);
     p->in_value = false;
+    p->head_done = false;
+    p->body_expected = false;
+    p->ext_bytes = 0;
+    p->trailer_bytes = 0;
     if (p->hooks->on_begin)
         p->hooks->on_begin(p);
     return 0;
@@ -75,10 +83,22 @@ static int append_head(sp_http_parser *p, sp_http_req *req, const char *at, size
     return 0;
 }
 
+/* Trailer fields (after a chunked body) are counted against the header
+ * limit and dropped: the head is final once handlers may see it. */
+static int trailer_bytes(sp_http_parser *p, size_t len)
+{
+    p->trailer_bytes += len;
+    if (p->trailer_bytes > p->limits->max_header_bytes)
+        return fail(p, 431, "Request trailer fields too large");
+    return 0;
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     sp_http_parser *p = P(ll);
     sp_http_req *req = p->cur;
+    if (p->head_done)
+        return trailer_bytes(p, len);
     if (req->nheaders == 0 || p->in_value) {
         if (add_span(p, req))
             return -1;
@@ -106,6 +126,8 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     sp_http_parser *p = P(ll);
     sp_http_req *req = p->cur;
+    if (p->head_done)
+        return trailer_bytes(p, len);
     sp__hdr_span *s = &req->spans[req->nheaders - 1];
     if (!p->in_value) {
         p->in_value = true;
@@ -126,6 +148,8 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *ll)
 {
     sp_http_parser *p = P(ll);
+    if (p->head_done)
+        return 0;
     if (!p->in_value) {
         sp__hdr_span *s = &p->cur->spans[p->cur->nheaders - 1];
         s->val_off = (uint32_t)p->cur->head.len;
@@ -154,8 +178,11 @@ static void finish_head(sp_http_req *req)
     const char *base = req->head.base;
     for (uint32_t i = 0; i < req->nheaders; i++) {
         sp__hdr_span *s = &req->spans[i];
+        uint32_t vlen = s->val_len; /* llhttp strips leading OWS; we strip trailing */
+        while (vlen && (base[s->val_off + vlen - 1] == ' ' || base[s->val_off + vlen - 1] == '\t'))
+            vlen--;
         req->headers[i].name = sp_slice_make(base + s->name_off, s->name_len);
-        req->headers[i].value = sp_slice_make(base + s->val_off, s->val_len);
+        req->headers[i].value = sp_slice_make(base + s->val_off, vlen);
     }
     const char *q = memchr(base, '?', req->url_len);
     if (q) {
@@ -185,6 +212,11 @@ static int check_head(sp_http_parser *p, sp_http_req *req)
         hosts += sp_slice_case_eq(req->headers[i].name, SP_SLICE_LIT("host"));
     if (hosts > 1)
         return fail(p, 400, "Duplicate Host header");
+    sp_slice te = sp_http_req_header(req, SP_SLICE_LIT("transfer-encoding"));
+    if (te.base && ll->http_minor == 0)
+        return fail(p, 400, "Transfer-Encoding is not allowed in HTTP/1.0"); /* RFC 9112 6.1 */
+    if (te.base && te.len == 0)
+        return fail(p, 400, "Empty Transfer-Encoding header");
     if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > p->limits->max_body_bytes)
         return fail(p, 413, "Request body too large");
     return 0;
@@ -200,6 +232,8 @@ static int on_headers_complete(llhttp_t *ll)
     req->http_major = ll->http_major;
     req->http_minor = ll->http_minor;
     req->keepalive = llhttp_should_keep_alive(ll) != 0;
+    p->head_done = true;
+    p->body_expected = (ll->flags & F_CHUNKED) || ((ll->flags & F_CONTENT_LENGTH) && ll->content_length);
     if (check_head(p, req))
         return -1;
     sp_slice expect = sp_http_req_header(req, SP_SLICE_LIT("expect"));
@@ -229,14 +263,49 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+/* Bounds chunk extensions (llhttp parses them, nothing limits them) and a
+ * declared chunk size, both against the body limit, before bytes arrive. */
+static int on_chunk_ext(llhttp_t *ll, const char *at, size_t len)
+{
+    (void)at;
+    sp_http_parser *p = P(ll);
+    p->ext_bytes += len + 1; /* with its ';' or '=' */
+    if (p->ext_bytes > p->limits->max_body_bytes - p->cur->body.len)
+        return fail(p, 413, "Chunk extensions too large");
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *ll)
+{
+    sp_http_parser *p = P(ll);
+    if (ll->content_length > p->limits->max_body_bytes - p->cur->body.len) {
+        fail(p, 413, "Request body too large");
+        return -1;
+    }
+    if (ll->content_length == 0) { /* last chunk: the trailer section follows */
+        p->scan = SCAN_HEADERS;
+        p->scan_sub = 0;
+        p->scan_pause = 1;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *ll)
 {
     sp_http_parser *p = P(ll);
     sp_http_req *req = p->cur;
+    bool body_mode = p->body_expected && p->scan == SCAN_OFF;
     p->cur = NULL;
+    p->scan = SCAN_REQLINE; /* the next byte starts a request */
+    p->scan_sub = 0;
     bool pause = p->hooks->on_request(p, req);
     if (pause) {
         p->paused = true;
+        return HPE_PAUSED;
+    }
+    if (body_mode) { /* stop exactly here so the scanner sees the next head */
+        p->scan_pause = 1;
         return HPE_PAUSED;
     }
     return 0;
@@ -251,6 +320,9 @@ static const llhttp_settings_t settings = {
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
+    .on_chunk_header = on_chunk_header,
+    .on_chunk_extension_name = on_chunk_ext,
+    .on_chunk_extension_value = on_chunk_ext,
 };
 
 void sp__http_parser_init(sp_http_parser *p, const sp_http_limits *limits,
@@ -263,15 +335,151 @@ void sp__http_parser_init(sp_http_parser *p, const sp_http_limits *limits,
     p->owner = owner;
 }
 
-/* llhttp reports every version problem as HPE_INVALID_VERSION; only a
- * well-formed version we do not speak deserves 505, broken syntax is 400. */
-static int status_for(llhttp_errno_t err, const char *reason)
+/* ---- the strict head scanner ------------------------------------------------
+ *
+ * llhttp 8, even in strict mode, accepts some things RFC 9112 does not:
+ * bare LF line endings, several spaces between request-line parts, obs-fold
+ * after an empty first line, a field line with an empty name. Rather than
+ * patch each, every byte of a request head (and of a chunked trailer
+ * section) passes this scanner before llhttp sees it. It checks the line
+ * grammar only: CRLF endings, `token SP target SP HTTP/d.d CRLF`, field
+ * lines that start with a name; llhttp still checks tokens and semantics.
+ * Bodies go straight to llhttp, which pauses at the end of each message so
+ * the scanner picks up exactly where the next head starts. */
+
+static bool tchar(unsigned char c)
 {
-    if (err == HPE_INVALID_VERSION && reason &&
-        (strcmp(reason, "Invalid HTTP version") == 0 || strcmp(reason, "Invalid major version") == 0 ||
-         strcmp(reason, "Invalid minor version") == 0))
-        return 505;
-    return 400;
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int scan_fail(sp_http_parser *p, int status, const char *msg)
+{
+    p->error_status = status;
+    p->error_msg = msg;
+    return status;
+}
+
+static int check_version(sp_http_parser *p)
+{
+    const char *v = p->version;
+    if (p->scan_len != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+        v[7] < '0' || v[7] > '9')
+        return scan_fail(p, 400, "Invalid HTTP version");
+    if (v[5] != '1' || v[7] > '1')
+        return scan_fail(p, 505, "HTTP Version Not Supported");
+    return 0;
+}
+
+static int scan_reqline(sp_http_parser *p, unsigned char c)
+{
+    switch (p->scan_sub) {
+    case RL_START: /* RFC 9112 2.2: empty lines before a request are ignored */
+        if (c == '\r') {
+            p->scan_sub = RL_START_LF;
+            return 0;
+        }
+        if (!tchar(c))
+            return scan_fail(p, 400, "Invalid method");
+        p->scan_sub = RL_METHOD;
+        return 0;
+    case RL_START_LF:
+        if (c != '\n')
+            return scan_fail(p, 400, "Bare CR before the request line");
+        p->scan_sub = RL_START;
+        return 0;
+    case RL_METHOD:
+        if (c == ' ') {
+            p->scan_sub = RL_TARGET;
+            p->scan_len = 0;
+        } else if (!tchar(c)) {
+            return scan_fail(p, 400, "Invalid method");
+        }
+        return 0;
+    case RL_TARGET:
+        if (c == ' ') {
+            if (p->scan_len == 0)
+                return scan_fail(p, 400, "Empty request target or extra space in the request line");
+            p->scan_sub = RL_VERSION;
+            p->scan_len = 0;
+        } else if (c == '#') {
+            return scan_fail(p, 400, "A fragment is not allowed in the request target");
+        } else if (c <= 0x20 || c >= 0x7f) {
+            return scan_fail(p, 400, c == '\r' || c == '\n' ? "Missing HTTP version"
+                                                            : "Invalid character in the request target");
+        } else {
+            p->scan_len++;
+        }
+        return 0;
+    case RL_VERSION:
+        if (c == '\r') {
+            p->scan_sub = RL_LF;
+            return check_version(p);
+        }
+        if (p->scan_len >= sizeof p->version)
+            return scan_fail(p, 400, "Invalid HTTP version");
+        p->version[p->scan_len++] = (char)c;
+        return 0;
+    default: /* RL_LF */
+        if (c != '\n')
+            return scan_fail(p, 400, "Expected LF after CR");
+        p->scan = SCAN_HEADERS;
+        p->scan_sub = H_START;
+        return 0;
+    }
+}
+
+/* Returns 0, 1 when the header block just ended, or an error status. */
+static int scan_field(sp_http_parser *p, unsigned char c)
+{
+    switch (p->scan_sub) {
+    case H_START:
+        if (c == '\r')
+            p->scan_sub = H_END_LF;
+        else if (c == ' ' || c == '\t')
+            return scan_fail(p, 400, "Obsolete line folding is not allowed");
+        else if (c == ':')
+            return scan_fail(p, 400, "Empty header field name");
+        else if (c == '\n')
+            return scan_fail(p, 400, "Bare LF line ending");
+        else
+            p->scan_sub = H_LINE;
+        return 0;
+    case H_LINE:
+        if (c == '\r')
+            p->scan_sub = H_LF;
+        else if (c == '\n')
+            return scan_fail(p, 400, "Bare LF line ending");
+        return 0;
+    case H_LF:
+        if (c != '\n')
+            return scan_fail(p, 400, "Bare CR in a header line");
+        p->scan_sub = H_START;
+        return 0;
+    default: /* H_END_LF */
+        if (c != '\n')
+            return scan_fail(p, 400, "Bare CR at the end of the header block");
+        return 1;
+    }
+}
+
+/* Validates head bytes. Returns 0 with *n = len (the head goes on), 1 with
+ * *n = bytes up to and including the head's last LF, or an error status. */
+static int scan_head(sp_http_parser *p, const unsigned char *d, size_t len, size_t *n)
+{
+    for (size_t i = 0; i < len; i++) {
+        int rc = p->scan == SCAN_REQLINE ? scan_reqline(p, d[i]) : scan_field(p, d[i]);
+        if (rc == 1) {
+            *n = i + 1;
+            p->scan = SCAN_OFF;
+            return 1;
+        }
+        if (rc)
+            return rc;
+    }
+    *n = len;
+    return 0;
 }
 
 int sp__http_parser_feed(sp_http_parser *p, const char *data, size_t len, size_t *consumed)
@@ -279,26 +487,49 @@ int sp__http_parser_feed(sp_http_parser *p, const char *data, size_t len, size_t
     p->feed_gen++;
     p->feed_start = data;
     p->feed_end = data + len;
-    llhttp_errno_t err = llhttp_execute(&p->ll, data, len);
-    if (err == HPE_OK) {
+    size_t pos = 0;
+    while (pos < len) {
+        size_t upto = len;
+        if (p->scan != SCAN_OFF) {
+            size_t n;
+            int st = scan_head(p, (const unsigned char *)data + pos, len - pos, &n);
+            if (st >= 400) {
+                *consumed = len;
+                return st;
+            }
+            upto = pos + n;
+        }
+        llhttp_errno_t err = llhttp_execute(&p->ll, data + pos, upto - pos);
+        if (err == HPE_OK) {
+            pos = upto;
+            continue;
+        }
+        const char *ep = llhttp_get_error_pos(&p->ll);
+        size_t at = ep ? (size_t)(ep - data) : upto;
+        if (err == HPE_PAUSED && p->scan_pause) { /* scanner checkpoint */
+            p->scan_pause = 0;
+            llhttp_resume(&p->ll);
+            pos = at;
+            continue;
+        }
+        *consumed = at;
+        if (err == HPE_PAUSED)
+            return SP_HTTP_FEED_PAUSED;
+        if (err == HPE_PAUSED_UPGRADE) {
+            p->upgrade = true;
+            return SP_HTTP_FEED_PAUSED;
+        }
         *consumed = len;
-        return SP_HTTP_FEED_OK;
-    }
-    const char *pos = llhttp_get_error_pos(&p->ll);
-    *consumed = pos ? (size_t)(pos - data) : len;
-    if (err == HPE_PAUSED)
-        return SP_HTTP_FEED_PAUSED;
-    if (err == HPE_PAUSED_UPGRADE) {
-        p->upgrade = true;
-        return SP_HTTP_FEED_PAUSED;
-    }
-    if (p->error_status)
+        if (p->error_status)
+            return p->error_status;
+        p->error_msg = llhttp_get_error_reason(&p->ll);
+        if (p->error_msg == NULL)
+            p->error_msg = llhttp_errno_name(err);
+        p->error_status = 400;
         return p->error_status;
-    p->error_msg = llhttp_get_error_reason(&p->ll);
-    if (p->error_msg == NULL)
-        p->error_msg = llhttp_errno_name(err);
-    p->error_status = status_for(err, p->error_msg);
-    return p->error_status;
+    }
+    *consumed = len;
+    return SP_HTTP_FEED_OK;
 }
 
 void sp__http_parser_resume(sp_http_parser *p)

@@ -23,12 +23,15 @@
  * still holds. Closing drops the socket's reference after both handles
  * closed; a handler answering a request on a closed connection is fine,
  * its response is discarded, and the last reference frees the memory. */
+#define _GNU_SOURCE /* accept4 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -591,26 +594,46 @@ static const sp_http_parser_hooks conn_hooks = {
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                    "Server: spate\r\nContent-Type: application/json\r\n"
-                                    "Content-Length: 39\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-                                    "{\"detail\":\"Too many open connections\"}";
-
 static void on_rejected_closed(uv_handle_t *h)
 {
     free(h);
 }
 
+/* Over http.max_connections: accept, answer 503 in one best-effort write,
+ * close. The connection never enters the worker's books. */
 static void reject_busy(sp_http_worker *w)
 {
+    static const char body[] = "{\"detail\":\"Too many open connections\"}";
     uv_tcp_t *t = sp_xmalloc(sizeof *t);
     uv_tcp_init(&w->loop->uv, t);
     if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)t) == 0) {
-        uv_buf_t b = uv_buf_init((char *)busy_response, sizeof busy_response - 1);
+        char buf[512];
+        sp__http_worker_update_date(w);
+        int n = snprintf(buf, sizeof buf,
+                         "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nServer: spate\r\n"
+                         "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+                         "Connection: close\r\n\r\n%s",
+                         w->date, sizeof body - 1, body);
+        uv_buf_t b = uv_buf_init(buf, (unsigned)n);
         uv_try_write((uv_stream_t *)t, &b, 1);
     }
     SP_STAT_ADD(w->stats.conns_rejected, 1);
     uv_close((uv_handle_t *)t, on_rejected_closed);
+}
+
+/* Out of descriptors, libuv calls us again and again while a connection
+ * waits in the backlog (its own spare-fd trick is one fd per process, which
+ * another worker may hold). Each worker keeps a spare fd: give it up,
+ * accept the waiting connection and close it at once, take the spare back.
+ * So every call drains the backlog by one and libuv's accept loop ends. */
+static void shed_pending(sp_http_worker *w)
+{
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
+    int fd = accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -620,6 +643,8 @@ static void on_connection(uv_stream_t *server, int status)
         /* EMFILE/ENFILE/ENOMEM: libuv keeps a spare fd to shed the pending
          * connection; we count, log at most once a second, and carry on. */
         SP_STAT_ADD(w->stats.accept_errors, 1);
+        if (status == UV_EMFILE || status == UV_ENFILE)
+            shed_pending(w);
         uint64_t now = uv_now(&w->loop->uv);
         w->accept_errors_unlogged++;
         if (now - w->accept_error_logged_at >= 1000 || w->accept_error_logged_at == 0) {
@@ -687,6 +712,7 @@ static void worker_init(sp_loop *loop, void *arg)
     sp_http_worker *w = arg;
     w->loop = loop;
     loop->udata = w;
+    w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_tcp_init(&loop->uv, &w->listener);
     w->listener.data = w;
     int rc = uv_tcp_open(&w->listener, w->listen_fd);
@@ -714,6 +740,9 @@ static void worker_stop(sp_http_worker *w)
         uv_close((uv_handle_t *)&w->listener, NULL);
     uv_close((uv_handle_t *)&w->lag_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    if (w->spare_fd >= 0)
+        close(w->spare_fd);
+    w->spare_fd = -1;
     while (w->free_reqs) {
         sp_http_req *r = w->free_reqs;
         w->free_reqs = r->next;
@@ -808,6 +837,26 @@ static int bind_listener(const struct sockaddr_storage *ss, int *port_io)
     return fd;
 }
 
+/* Each connection costs a descriptor: keep http.max_connections below the
+ * process's limit (with room for listeners, the log's files and spares),
+ * so the limit answers 503 instead of accept() failing with EMFILE. */
+static void clamp_connections(sp_http_options *o)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    unsigned reserve = 64 + 2 * (o->threads ? o->threads : 1);
+    if (rl.rlim_cur <= reserve + 1)
+        return;
+    unsigned cap = (unsigned)(rl.rlim_cur - reserve);
+    if (o->limits.max_connections > cap) {
+        SP_LOG_WARN("http.max_connections lowered to fit the open-file limit",
+                    SP_LF_INT("configured", o->limits.max_connections) SP_LF_INT("now", cap)
+                        SP_LF_INT("nofile", (long long)rl.rlim_cur));
+        o->limits.max_connections = cap;
+    }
+}
+
 int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_server **out)
 {
     struct sockaddr_storage ss;
@@ -815,6 +864,7 @@ int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_s
         return -EINVAL;
     sp_http_server *srv = sp_xcalloc(1, sizeof *srv);
     srv->opts = *opts;
+    clamp_connections(&srv->opts);
     srv->host = sp_xstrdup(opts->host);
     srv->opts.host = srv->host;
     srv->router = router;

@@ -46,7 +46,7 @@ static int plan_read(sp__partition *p, uint64_t *from, sp_store_records *out, re
         *from = out->start_offset;
     out->next_offset = *from;
     if (*from == out->end_offset)
-        return 0;
+        return p->state == -EUCLEAN ? -EUCLEAN : 0; /* nothing will come after the damage */
     sp__segment *seg = p->segs[find_segment(p, *from)];
     if (*from >= seg->pub_next)
         return -EBADMSG; /* a fenced gap left by mid-segment corruption */

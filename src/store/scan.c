@@ -111,8 +111,15 @@ __attribute__((format(printf, 3, 4))) static void problem(vctx *v, uint64_t base
 
 static bool same_index(const sp__segment *a, const sp__segment *b)
 {
-    return a->nidx == b->nidx && a->ntix == b->ntix && a->next_offset == b->next_offset &&
-           !memcmp(a->idx, b->idx, a->nidx * sizeof *a->idx) && !memcmp(a->tix, b->tix, a->ntix * sizeof *a->tix);
+    if (a->nidx != b->nidx || a->ntix != b->ntix || a->next_offset != b->next_offset)
+        return false;
+    for (uint32_t i = 0; i < a->nidx; i++)
+        if (a->idx[i].rel != b->idx[i].rel || a->idx[i].pos != b->idx[i].pos)
+            return false;
+    for (uint32_t i = 0; i < a->ntix; i++) /* field by field: the struct has padding */
+        if (a->tix[i].ts != b->tix[i].ts || a->tix[i].rel != b->tix[i].rel)
+            return false;
+    return true;
 }
 
 static void verify_index(vctx *v, int pfd, sp__segment *scanned)

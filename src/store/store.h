@@ -210,7 +210,9 @@ typedef struct sp_store_records {
  * Safe concurrently with appends, retention and other reads.
  * Returns 0 (free with sp_store_records_free even when count is 0),
  * -ENOENT, -EINVAL (bad partition), -ERANGE (from > end offset), -EBADMSG
- * (a batch failed its CRC; nothing is returned), or an I/O error. */
+ * (a batch failed its CRC; nothing is returned), -EUCLEAN (from is at the
+ * end of a partition fenced after corruption: nothing more will come), or
+ * an I/O error. */
 int sp_store_read(sp_store *s, const char *topic, uint32_t partition, uint64_t from, size_t max_records,
                   size_t max_bytes, sp_store_records *out);
 void sp_store_records_free(sp_store_records *r);

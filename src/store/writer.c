@@ -47,28 +47,25 @@ static int sync_fd(sp_store *s, int fd)
 
 /* ---- roll and retention ------------------------------------------------------ */
 
-/* Seals the active segment and starts a new one at next_offset. In `always`
+/* Seals the active segment and starts a new one at next_offset. In every
  * mode the old segment and the directory entry of the new one are synced
- * before anything is written to it, so an acknowledged record never sits in
- * a file a crash could lose. */
+ * before anything is written to the new one (one fdatasync per segment), so
+ * after a power loss only the active segment can have a torn tail: sealed
+ * segments are whole, and recovery always yields a prefix of the log. */
 int sp__partition_roll(sp_store *s, sp__partition *p)
 {
     sp__segment *old = sp__active(p), *seg;
-    bool always = s->opt.fsync == SP_STORE_FSYNC_ALWAYS;
-    int err = 0;
-    if (s->opt.fsync != SP_STORE_FSYNC_NEVER && (err = sync_fd(s, old->fd)) < 0) {
+    int err = sync_fd(s, old->fd);
+    if (err < 0) {
         SP_LOG_ERROR("store: fdatasync failed at roll",
                      SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id) SP_LF_INT("errno", -err));
-        if (always)
-            return err;
+        return err;
     }
-    if (always) {
-        p->synced_offset = old->next_offset;
-        p->dirty = false;
-    }
+    p->synced_offset = old->next_offset;
+    p->dirty = false;
     if ((err = sp__segment_create(s->io, p->dirfd, p->next_offset, &seg)) < 0)
         return err;
-    if (s->opt.fsync != SP_STORE_FSYNC_NEVER && (err = s->io->fsync_dir(s->io->ctx, p->dirfd)) < 0 && always) {
+    if ((err = s->io->fsync_dir(s->io->ctx, p->dirfd)) < 0) {
         sp__segment_unlink(s->io, p->dirfd, seg->base);
         sp__segment_unref(seg);
         return err;

@@ -64,6 +64,7 @@ class Server:
         self.port = None
         self.host = "127.0.0.1"
         self.stopped = False
+        self.signaled = False
         deadline = time.monotonic() + 10 * SLOW
         while time.monotonic() < deadline:
             for obj in self.log_lines():
@@ -92,6 +93,7 @@ class Server:
         return out
 
     def signal(self, sig=signal.SIGTERM):
+        self.signaled = True
         self.proc.send_signal(sig)
 
     def wait_exit(self, timeout):
@@ -108,7 +110,8 @@ class Server:
         if self.stopped:
             return
         self.stopped = True
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self.signaled:
+            # only once: a second SIGTERM during the drain kills the process
             self.signal(signal.SIGTERM)
         rc = self.wait_exit(timeout or 10 * SLOW)
         text = self.stderr()

@@ -5,6 +5,7 @@ requests per connection, the connection limit (503), a slowloris client
 cut off while others are served, and accept errors (EMFILE) that are
 logged and survived. Timeouts are set short with --set to keep this fast."""
 import json
+import os
 import resource
 import select
 import socket
@@ -211,9 +212,6 @@ def test_connection_limit_503(spate_factory):
     assert m["spate_http_connections_rejected_total"] >= 1
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the 503 sent at http.max_connections says "
-                   "Content-Length: 39 but its body is 38 bytes (server.c busy_response), so a "
-                   "client waits for a byte that never comes; it also lacks Date")
 def test_503_response_is_well_framed(spate_factory):
     srv = spate_factory("http.max_connections=1")
     with Conn(srv.port) as first:
@@ -279,6 +277,21 @@ def test_slowloris_cut_off_while_others_are_served(spate_factory):
         assert 0.9 <= elapsed < 1.0 + 1.0 * SLOW, results
 
 
+BUG_EMFILE_SPIN = ("BUG: EMFILE makes a worker spin: libuv's uv__server_io calls on_connection "
+                   "with UV_EMFILE in a loop (its reserve-fd trick fails when another loop "
+                   "thread took the descriptor) and on_connection just logs and returns, so "
+                   "the loop never runs again: 'accept failed' floods stderr, SIGTERM is ignored")
+
+
+def check_no_accept_spin(srv):
+    if os.path.getsize(srv.err_path) > (1 << 20):
+        srv.proc.kill()
+        srv.proc.wait()
+        srv.stopped = True
+        os.truncate(srv.err_path, 0)
+        pytest.xfail(BUG_EMFILE_SPIN)
+
+
 def _limit_fds():
     resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
 
@@ -290,7 +303,13 @@ def test_accept_errors_are_not_fatal(spate_factory, monkeypatch):
 
     (libuv's EMFILE trick accepts and closes the excess itself without
     calling the connection callback, so spate's "accept failed" log line
-    and spate_http_accept_errors_total usually stay silent: see the report.)"""
+    and spate_http_accept_errors_total usually stay silent: see the report.)
+
+    When the trick fails (the loops share one fd table, so another thread
+    can take the reserve descriptor), libuv calls on_connection with EMFILE
+    in a tight loop that never returns to the event loop: the worker spins,
+    logs ~40 MB/s and ignores SIGTERM. The test watches for that flood and
+    turns it into an xfail (killing the server) instead of filling the disk."""
     import subprocess
     real_popen = subprocess.Popen
 
@@ -308,21 +327,29 @@ def test_accept_errors_are_not_fatal(spate_factory, monkeypatch):
             s = socket.create_connection(("127.0.0.1", srv.port), timeout=2 * SLOW)
             s.sendall(get("/healthz"))
             socks.append(s)
-        for s in socks:
-            try:
-                data = s.recv(4096)
-            except (ConnectionResetError, socket.timeout):
-                data = b""
-            if data.startswith(b"HTTP/1.1 200"):
-                answered += 1
-            else:
-                dropped += 1
+        pending = set(socks)
+        deadline = time.monotonic() + 2 * SLOW
+        while pending and time.monotonic() < deadline:
+            ready, _, _ = select.select(list(pending), [], [], 0.1)
+            for s in ready:
+                pending.discard(s)
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if data.startswith(b"HTTP/1.1 200"):
+                    answered += 1
+                else:
+                    dropped += 1
+        dropped += len(pending)  # never accepted
     finally:
         for s in socks:
             s.close()
+    check_no_accept_spin(srv)
     assert answered >= 10 and dropped >= 1, (answered, dropped)
     deadline = time.monotonic() + 5 * SLOW
     while True:
+        check_no_accept_spin(srv)
         try:
             r = request(srv.port, get("/healthz"), timeout=1)
             if r.status == 200:
@@ -335,3 +362,11 @@ def test_accept_errors_are_not_fatal(spate_factory, monkeypatch):
         for _ in range(3):
             c.send(get("/"))
             assert c.read_response().status == 200
+    check_no_accept_spin(srv)
+    try:
+        srv.stop(timeout=5 * SLOW)  # inside the test, so a hang here is this test's result
+    except AssertionError:
+        if os.path.getsize(srv.err_path) > (1 << 20):
+            os.truncate(srv.err_path, 0)
+            pytest.xfail(BUG_EMFILE_SPIN)
+        raise
