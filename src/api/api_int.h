@@ -32,9 +32,11 @@ typedef struct sp__api_batch {
 } sp__api_batch;
 
 /* Parses the request body by Content-Type (JSON value, JSON array, or
- * NDJSON) with strict JSON rules and the configured limits. Answers
+ * NDJSON) with strict JSON rules and the configured limits. With `single`
+ * (declared routes such as POST /items) the body is exactly one JSON value
+ * (an array is that value, not a batch) and NDJSON is refused. Answers
  * 400/415/422 itself and returns false on any problem. */
-bool sp__api_parse_records(sp_http_req *req, sp_api *api, sp__api_batch *out);
+bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, sp__api_batch *out);
 void sp__api_batch_free(sp__api_batch *b);
 /* Validates every record against the topic's schema (may be NULL: then
  * always true). Answers 422 with FastAPI's body, all violations listed,
@@ -45,6 +47,11 @@ bool sp__api_validate(sp_http_req *req, sp_api *api, const sp_hub_schema *schema
 /* Percent-decodes a query value into out (cap bytes); returns its length
  * or -1 on a bad escape or overflow. */
 long sp__api_unescape(sp_slice in, char *out, size_t cap);
+
+/* Validates and appends a request's records to `topic`; answers through
+ * `respond` once durable (ack=durable) or 202 (ack=none). */
+void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool single,
+                     void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t));
 
 int sp__api_register_topics(sp_router *r, sp_api *api);
 int sp__api_register_records(sp_router *r, sp_api *api);

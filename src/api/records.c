@@ -173,11 +173,7 @@ static bool parse_produce_args(sp_http_req *req, sp_api *api, produce_args *a)
     return true;
 }
 
-/* Validates and appends a request's records; answers through `respond`
- * (ack=durable) or 202 (ack=none). Shared with the seed routes. */
-void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic,
-                     void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t));
-void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic,
+void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool single,
                      void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t))
 {
     produce_args a;
@@ -185,7 +181,7 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic,
     sp_slice key;
     sp__api_batch batch = { 0 };
     if (!parse_produce_args(req, api, &a) || !get_key(req, keybuf, &key) ||
-        !sp__api_parse_records(req, api, &batch))
+        !sp__api_parse_records(req, api, single, &batch))
         return;
     sp_hub_schema *schema = sp_hub_schema_acquire(api->hub, topic);
     bool ok = sp__api_validate(req, api, schema, &batch);
@@ -230,7 +226,7 @@ static void produce(sp_http_req *req, void *udata)
     sp_api *api = udata;
     char topic[SP_API_TOPIC_MAX + 1];
     if (sp__api_topic_param(req, api, topic, true))
-        sp__api_produce(req, api, topic, respond_records);
+        sp__api_produce(req, api, topic, false, respond_records);
 }
 
 /* ---- latest ----------------------------------------------------------------- */
@@ -278,10 +274,18 @@ static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint3
     sp_store *st = sp_hub_store(api->hub);
     sp_slice v;
     if (sp_http_req_query_param(req, "from_time", &v)) {
-        uint64_t ms;
-        if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &ms))
+        int64_t ms;
+        unsigned long long n;
+        char text[64];
+        long tl = sp__api_unescape(v, text, sizeof text);
+        if (sp_slice_to_u64(v, 1ull << 52, &n) == 0) {
+            ms = (int64_t)n;
+        } else if (tl <= 0 || sp_time_parse_iso8601(sp_slice_make(text, (size_t)tl), &ms) != 0) {
+            sp_http_respond_error(req, 422, "Query parameter 'from_time' must be milliseconds since "
+                                            "the epoch or an ISO 8601 time (2026-11-23T19:30:00Z)");
             return false;
-        int rc = sp_store_offset_for_time(st, topic, partition, (int64_t)ms, from);
+        }
+        int rc = sp_store_offset_for_time(st, topic, partition, ms, from);
         if (rc != 0) {
             sp__api_errorf(req, rc == -ENOENT ? 404 : 422, "Cannot seek by time: %s", strerror(-rc));
             return false;

@@ -13,8 +13,6 @@
 
 #include "api/api_int.h"
 
-void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic,
-                     void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t));
 
 typedef enum { ACTION_LATEST, ACTION_PRODUCE } action;
 
@@ -64,7 +62,7 @@ static void respond_item(sp_http_req *req, const sp_store_ack *ack, int64_t ts, 
 static void produce_value(sp_http_req *req, void *udata)
 {
     bound_route *br = udata;
-    sp__api_produce(req, br->api, br->topic, respond_item);
+    sp__api_produce(req, br->api, br->topic, true, respond_item);
 }
 
 int sp__api_register_seed(sp_router *r, sp_api *api)

@@ -96,7 +96,8 @@ static void batch_alloc(sp__api_batch *out, json_t *root, size_t n)
     out->doc = sp_xcalloc(n ? n : 1, sizeof *out->doc);
 }
 
-static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, sp__api_batch *out)
+static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, bool single,
+                       sp__api_batch *out)
 {
     sp_json_limits lim = { body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records };
     json_t *root;
@@ -106,7 +107,7 @@ static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, sp__api_bat
         respond_json_error(req, rc, &err);
         return false;
     }
-    if (!json_is_array(root)) {
+    if (single || !json_is_array(root)) {
         batch_alloc(out, root, 1);
         out->raw[0] = trim(body);
         out->doc[0] = root;
@@ -166,10 +167,15 @@ static bool parse_ndjson(sp_http_req *req, sp_api *api, sp_slice body, sp__api_b
     return true;
 }
 
-bool sp__api_parse_records(sp_http_req *req, sp_api *api, sp__api_batch *out)
+bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, sp__api_batch *out)
 {
     memset(out, 0, sizeof *out);
     enum framing f = framing_of(sp_http_req_header(req, SP_SLICE_LIT("content-type")));
+    if (single && f == F_NDJSON) {
+        sp_http_respond_error(req, 415, "Unsupported Content-Type: this route takes one JSON value "
+                                        "(application/json)");
+        return false;
+    }
     if (f == F_UNSUPPORTED) {
         sp_http_respond_error(req, 415, "Unsupported Content-Type: send application/json "
                                         "(a value or an array of values) or application/x-ndjson");
@@ -181,7 +187,7 @@ bool sp__api_parse_records(sp_http_req *req, sp_api *api, sp__api_batch *out)
                                                     "\"msg\":\"Field required\",\"input\":null}]}"));
         return false;
     }
-    return f == F_JSON ? parse_json(req, api, body, out) : parse_ndjson(req, api, body, out);
+    return f == F_JSON ? parse_json(req, api, body, single, out) : parse_ndjson(req, api, body, out);
 }
 
 void sp__api_batch_free(sp__api_batch *b)

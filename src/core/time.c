@@ -1,6 +1,8 @@
 /* time.c - see time.h. */
+#define _GNU_SOURCE /* timegm */
 #include "core/time.h"
 
+#include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
@@ -77,4 +79,88 @@ size_t sp_time_iso8601_ms(int64_t ms, char *out)
     o = put_digits(o, (unsigned)(ms % 1000), 3);
     memcpy(o, "Z", 2);
     return 24;
+}
+
+/* Reads exactly n digits at *p; -1 when they are not all digits. */
+static int take_digits(const char **p, const char *end, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (*p >= end || **p < '0' || **p > '9')
+            return -1;
+        v = v * 10 + (*(*p)++ - '0');
+    }
+    return v;
+}
+
+static bool take(const char **p, const char *end, char c)
+{
+    if (*p < end && **p == c) {
+        (*p)++;
+        return true;
+    }
+    return false;
+}
+
+/* Zone suffix in seconds east of UTC; false on bad syntax. */
+static bool parse_zone(const char **p, const char *end, long *offset)
+{
+    *offset = 0;
+    if (*p == end || take(p, end, 'Z') || take(p, end, 'z'))
+        return *p == end;
+    int sign = take(p, end, '+') ? 1 : take(p, end, '-') ? -1 : 0;
+    int hh = sign ? take_digits(p, end, 2) : -1;
+    take(p, end, ':');
+    int mm = take_digits(p, end, 2);
+    if (hh < 0 || hh > 23 || mm < 0 || mm > 59 || *p != end)
+        return false;
+    *offset = sign * (hh * 3600L + mm * 60L);
+    return true;
+}
+
+int sp_time_parse_iso8601(sp_slice s, int64_t *ms)
+{
+    const char *p = s.base, *end = s.base + s.len;
+    struct tm tm = { 0 };
+    int y = take_digits(&p, end, 4), mo = -1, d = -1, h = 0, mi = 0, sec = 0, frac_ms = 0;
+    if (y >= 0 && take(&p, end, '-'))
+        mo = take_digits(&p, end, 2);
+    if (mo >= 0 && take(&p, end, '-'))
+        d = take_digits(&p, end, 2);
+    if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31)
+        return -1;
+    if (take(&p, end, 'T') || take(&p, end, 't') || take(&p, end, ' ')) {
+        h = take_digits(&p, end, 2);
+        mi = take(&p, end, ':') ? take_digits(&p, end, 2) : -1;
+        if (take(&p, end, ':'))
+            sec = take_digits(&p, end, 2);
+        if (h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60)
+            return -1;
+        if (take(&p, end, '.') || take(&p, end, ',')) {
+            int digits = 0;
+            while (p < end && *p >= '0' && *p <= '9') {
+                if (digits++ < 3)
+                    frac_ms = frac_ms * 10 + (*p - '0');
+                p++;
+            }
+            if (digits == 0)
+                return -1;
+            for (; digits < 3; digits++)
+                frac_ms *= 10;
+        }
+    }
+    long offset;
+    if (!parse_zone(&p, end, &offset))
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != d) /* timegm normalised an impossible date (Feb 30) */
+        return -1;
+    *ms = ((int64_t)t - offset) * 1000 + frac_ms;
+    return 0;
 }

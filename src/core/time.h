@@ -17,3 +17,11 @@ size_t sp_time_http_date(int64_t sec, char *out);
 size_t sp_time_iso8601_ms(int64_t ms, char *out);
 
 #endif
+
+#include "core/slice.h"
+
+/* Parses an ISO 8601 / RFC 3339 time: "2026-11-23", "2026-11-23T19:30",
+ * "2026-11-23T19:30:38", with optional fraction ".123456" (kept to ms) and
+ * optional zone "Z", "+01:00" or "-0530" (none means UTC). Returns 0 and
+ * stores ms since the epoch, or -1 for anything else. */
+int sp_time_parse_iso8601(sp_slice s, int64_t *ms);

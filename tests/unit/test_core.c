@@ -61,6 +61,35 @@ static void test_json_escape(void **state)
     sp_buf_free(&b);
 }
 
+static void test_iso8601(void **state)
+{
+    (void)state;
+    int64_t ms;
+    static const struct {
+        const char *in;
+        int64_t want;
+    } ok[] = {
+        { "1994-11-06T08:49:37Z", 784111777000LL },
+        { "1994-11-06T08:49:37.123Z", 784111777123LL },
+        { "1994-11-06T08:49:37.1234567Z", 784111777123LL },
+        { "1994-11-06T09:49:37+01:00", 784111777000LL },
+        { "1994-11-06T03:19:37-0530", 784111777000LL },
+        { "1994-11-06T08:49:37", 784111777000LL },
+        { "1994-11-06T08:49Z", 784111740000LL },
+        { "1994-11-06", 784080000000LL },
+        { "2024-02-29T00:00:00Z", 1709164800000LL },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(sp_time_parse_iso8601(sp_slice_cstr(ok[i].in), &ms), 0);
+        assert_int_equal(ms, ok[i].want);
+    }
+    static const char *bad[] = { "", "1994", "1994-11", "1994-13-01", "1994-02-30", "1994-11-06T25:00Z",
+                                 "1994-11-06T08:49:37+1", "1994-11-06T08:49:37.Z", "1994-11-06Tx",
+                                 "1994-11-06T08:49:37Zjunk", "784111777000" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(sp_time_parse_iso8601(sp_slice_cstr(bad[i]), &ms), -1);
+}
+
 static void test_json_valid(void **state)
 {
     (void)state;
@@ -93,6 +122,7 @@ int main(void)
         cmocka_unit_test(test_json_escape),
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_json_valid),
+        cmocka_unit_test(test_iso8601),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
