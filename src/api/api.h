@@ -38,6 +38,11 @@ typedef struct sp_api {
 
 void sp_api_options_default(sp_api_options *o);
 
+/* Registers GET /debug/sleep?ms=N (at most 10 s), which blocks its loop on
+ * purpose so the slow-handler and loop-lag monitors can be seen working.
+ * Off unless debug.routes is set. */
+int sp_api_register_debug(sp_router *r, sp_api *api);
+
 /* The schema compiler for topic schemas (src/api/validate.c). */
 extern const struct sp_hub_schema_ops sp_api_schema_ops;
 

@@ -153,6 +153,18 @@ int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *o
     o->retention_bytes = (uint64_t)cfg->retention_bytes;
     o->retention_ms = cfg->retention_ms;
     o->max_record_bytes = (uint32_t)cfg->max_record_bytes;
+    if (cfg->queue_max_bytes > 0)
+        o->queue_max_bytes = (uint64_t)cfg->queue_max_bytes;
+    if (cfg->queue_max_appends > 0)
+        o->queue_max_appends = (uint32_t)cfg->queue_max_appends;
+    if (cfg->max_append_records > 0)
+        o->max_append_records = (uint32_t)cfg->max_append_records;
+    if (cfg->max_topics > 0)
+        o->max_topics = (uint32_t)cfg->max_topics;
+    if (cfg->max_partitions > 0)
+        o->max_partitions = (uint32_t)cfg->max_partitions;
+    if (cfg->on_corruption && strcmp(cfg->on_corruption, "truncate") == 0)
+        o->on_corruption = SP_STORE_CORRUPTION_TRUNCATE;
     /* a batch of max-size records must still fit the queue */
     if (o->queue_max_bytes < 4 * (uint64_t)o->max_record_bytes)
         o->queue_max_bytes = 4 * (uint64_t)o->max_record_bytes;

@@ -223,6 +223,17 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
+static void api_options_from(const sp_config *cfg, sp_api_options *o)
+{
+    sp_api_options_default(o);
+    o->ack_timeout_ms = (uint64_t)cfg->ack_timeout_ms;
+    o->max_batch_records = (size_t)cfg->max_batch_records;
+    o->max_read_records = (size_t)cfg->max_read_records;
+    o->max_json_depth = (unsigned)cfg->max_json_depth;
+    o->news_topic = cfg->news_topic && cfg->news_topic[0] ? cfg->news_topic : NULL;
+    o->items_topic = cfg->items_topic && cfg->items_topic[0] ? cfg->items_topic : NULL;
+}
+
 /* The news demo's topics: created on first start, kept afterwards. */
 static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
 {
@@ -266,6 +277,7 @@ static int open_backend(const sp_config *cfg, server_parts *p)
     sp_hub_options ho;
     sp_hub_options_default(&ho);
     ho.schema_ops = &sp_api_schema_ops;
+    ho.latest_n = (size_t)cfg->latest_n;
     rc = sp_hub_new(p->store, cfg->data_dir, &ho, &p->hub, err, sizeof err);
     if (rc != 0) {
         SP_LOG_ERROR("cannot start the hub", SP_LF_STR("error", err[0] ? err : strerror(-rc)));
@@ -306,12 +318,13 @@ static int wait_for_signal(sp_http_server *srv)
 static int run_server(const sp_config *cfg)
 {
     server_parts p = { .api = { .start_ms = sp_time_now_ms() } };
-    sp_api_options_default(&p.api.opts);
+    api_options_from(cfg, &p.api.opts);
     p.router = sp_router_new();
     p.api.item_schema = sp_schema_item_json;
     int exit_code = 1;
     if (open_backend(cfg, &p) != 0 || sp_api_register_builtin(p.router, &p.api) != 0 ||
-        sp_api_register_rest(p.router, &p.api) != 0)
+        sp_api_register_rest(p.router, &p.api) != 0 ||
+        (cfg->debug_routes && sp_api_register_debug(p.router, &p.api) != 0))
         goto out;
     sp_http_options o;
     http_options_from(cfg, &o);

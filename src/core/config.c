@@ -45,16 +45,19 @@ typedef struct setting {
     const char *help;
 } setting;
 
-#define KIB ((int64_t)1024)
-#define MIB (1024 * KIB)
-#define GIB (1024 * MIB)
-#define PIB (1024 * 1024 * GIB)
-#define SEC ((int64_t)1000)
+#define KIB    ((int64_t)1024)
+#define MIB    (1024 * KIB)
+#define GIB    (1024 * MIB)
+#define PIB    (1024 * 1024 * GIB)
+#define SEC    ((int64_t)1000)
 #define MINUTE (60 * SEC)
-#define HOUR (60 * MINUTE)
-#define DAY (24 * HOUR)
+#define HOUR   (60 * MINUTE)
+#define DAY    (24 * HOUR)
 
-#define ROW(k, t, field, d, lo, hi, w, h) { k, t, offsetof(sp_config, field), d, lo, hi, w, h }
+#define ROW(k, t, field, d, lo, hi, w, h)                                                          \
+    {                                                                                              \
+        k, t, offsetof(sp_config, field), d, lo, hi, w, h                                          \
+    }
 
 /* Rows of one section stay together: sp_config_print relies on it. */
 static const setting settings[] = {
@@ -68,8 +71,7 @@ static const setting settings[] = {
         "lowest level of the log lines written to stderr"),
     ROW("log.access", T_BOOL, access_log, "false", 0, 1, NULL,
         "write one log line per HTTP request"),
-    ROW("http.host", T_STRING, host, "127.0.0.1", 1, 255, NULL,
-        "address to listen on"),
+    ROW("http.host", T_STRING, host, "127.0.0.1", 1, 255, NULL, "address to listen on"),
     ROW("http.port", T_INT, port, "8000", 0, 65535, NULL,
         "TCP port to listen on; 0 picks any free port"),
     ROW("http.max_request_line", T_SIZE, max_request_line, "8KiB", 256, MIB, NULL,
@@ -86,8 +88,8 @@ static const setting settings[] = {
         "longest pause while a request body arrives, then 408"),
     ROW("http.keepalive_timeout", T_DURATION, keepalive_timeout_ms, "30s", 1, HOUR, NULL,
         "how long an idle keep-alive connection stays open"),
-    ROW("http.max_requests_per_connection", T_INT, max_requests_per_conn, "10000", 1,
-        1000000000, NULL, "requests served on one connection before it is closed"),
+    ROW("http.max_requests_per_connection", T_INT, max_requests_per_conn, "10000", 1, 1000000000,
+        NULL, "requests served on one connection before it is closed"),
     ROW("http.max_pipelined", T_INT, max_pipelined, "32", 1, 1024, NULL,
         "requests in flight on one connection before reading pauses"),
     ROW("http.max_connections", T_INT, max_connections, "10000", 1, 1000000, NULL,
@@ -110,11 +112,39 @@ static const setting settings[] = {
         "segments older than this are deleted; 0 keeps them forever"),
     ROW("store.max_record_bytes", T_SIZE, max_record_bytes, "1MiB", 64, 256 * MIB, NULL,
         "largest single record"),
+    ROW("store.max_append_records", T_INT, max_append_records, "65536", 1, 1 << 24, NULL,
+        "records in one append (one produce request)"),
+    ROW("store.queue_max_bytes", T_SIZE, queue_max_bytes, "64MiB", 4 * KIB, 16 * GIB, NULL,
+        "encoded bytes waiting for the store thread; past it producers get 503"),
+    ROW("store.queue_max_appends", T_INT, queue_max_appends, "65536", 1, 1 << 24, NULL,
+        "appends waiting for the store thread; past it producers get 503"),
+    ROW("store.max_topics", T_INT, max_topics, "10000", 1, 1000000, NULL, "topics in one data dir"),
+    ROW("store.max_partitions", T_INT, max_partitions, "1024", 1, 65536, NULL, "partitions per topic"),
+    ROW("store.on_corruption", T_ENUM, on_corruption, "fence", 0, 0, "fence|truncate",
+        "damage found mid-segment at start-up: fence the partition, or truncate it there"),
+    ROW("api.ack_timeout", T_DURATION, ack_timeout_ms, "10s", 1, HOUR, NULL,
+        "longest wait for a durable acknowledgement before 504"),
+    ROW("api.max_batch_records", T_INT, max_batch_records, "10000", 1, 1000000, NULL,
+        "records in one produce request (array or NDJSON)"),
+    ROW("api.max_read_records", T_INT, max_read_records, "10000", 1, 1000000, NULL,
+        "largest ?limit= of a history read"),
+    ROW("api.max_json_depth", T_INT, max_json_depth, "64", 1, 1024, NULL,
+        "deepest nesting accepted in a produced JSON value"),
+    ROW("api.sse_keepalive", T_DURATION, sse_keepalive_ms, "15s", 10, HOUR, NULL,
+        "interval of the keep-alive comment on idle Server-Sent Event streams"),
+    ROW("hub.latest_n", T_INT, latest_n, "100", 1, 100000, NULL,
+        "newest records kept in memory per topic (GET .../latest, /latest-news)"),
+    ROW("demo.news_topic", T_STRING, news_topic, "latest-news", 0, 249, NULL,
+        "topic behind GET /latest-news, created at start; empty disables the route"),
+    ROW("demo.items_topic", T_STRING, items_topic, "items", 0, 249, NULL,
+        "topic behind POST /items (the Item schema), created at start; empty disables it"),
+    ROW("debug.routes", T_BOOL, debug_routes, "false", 0, 1, NULL,
+        "serve GET /debug/sleep?ms=N (blocks its loop: for testing the slow-handler monitor)"),
 };
 
 #define N_SETTINGS SP_ARRAY_LEN(settings)
 
-static const char *const type_names[] = { "string", "int", "size", "duration", "bool", "enum" };
+static const char *const type_names[] = {"string", "int", "size", "duration", "bool", "enum"};
 
 static const setting *find_setting(const char *key)
 {
@@ -142,22 +172,20 @@ typedef struct unit {
 } unit;
 
 static const unit size_units[] = {
-    { "", 1 },         { "b", 1 },          { "k", KIB },        { "kb", KIB },
-    { "kib", KIB },    { "m", MIB },        { "mb", MIB },       { "mib", MIB },
-    { "g", GIB },      { "gb", GIB },       { "gib", GIB },      { "t", 1024 * GIB },
-    { "tb", 1024 * GIB }, { "tib", 1024 * GIB }, { "p", PIB },   { "pb", PIB },
-    { "pib", PIB },
+    {"", 1},      {"b", 1},          {"k", KIB},         {"kb", KIB},         {"kib", KIB},
+    {"m", MIB},   {"mb", MIB},       {"mib", MIB},       {"g", GIB},          {"gb", GIB},
+    {"gib", GIB}, {"t", 1024 * GIB}, {"tb", 1024 * GIB}, {"tib", 1024 * GIB}, {"p", PIB},
+    {"pb", PIB},  {"pib", PIB},
 };
 
 static const unit duration_units[] = {
-    { "", 1 }, { "ms", 1 }, { "s", SEC }, { "m", MINUTE }, { "h", HOUR }, { "d", DAY },
+    {"", 1}, {"ms", 1}, {"s", SEC}, {"m", MINUTE}, {"h", HOUR}, {"d", DAY},
 };
 
 /* What print writes, largest first. */
-static const unit size_out[] = { { "PiB", PIB }, { "TiB", 1024 * GIB }, { "GiB", GIB },
-                                 { "MiB", MIB }, { "KiB", KIB } };
-static const unit duration_out[] = { { "d", DAY }, { "h", HOUR }, { "m", MINUTE }, { "s", SEC },
-                                     { "ms", 1 } };
+static const unit size_out[] = {
+    {"PiB", PIB}, {"TiB", 1024 * GIB}, {"GiB", GIB}, {"MiB", MIB}, {"KiB", KIB}};
+static const unit duration_out[] = {{"d", DAY}, {"h", HOUR}, {"m", MINUTE}, {"s", SEC}, {"ms", 1}};
 
 /* Reads decimal digits at *p into *out and advances *p. Returns -EINVAL
  * when there is no digit, -ERANGE when the number passes INT64_MAX (the
@@ -243,8 +271,8 @@ int sp_config_parse_duration_ms(const char *text, int64_t *out)
 
 int sp_config_parse_bool(const char *text, bool *out)
 {
-    static const char *const yes[] = { "true", "yes", "on", "1" };
-    static const char *const no[] = { "false", "no", "off", "0" };
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < SP_ARRAY_LEN(yes); i++) {
         if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
             *out = strcasecmp(text, yes[i]) == 0;
@@ -274,9 +302,16 @@ static const char *enum_find(const char *words, const char *text, size_t *len)
  * point, or 0 when it is malformed, overlong, a surrogate or past U+10FFFF. */
 static size_t utf8_next(const unsigned char *p, size_t len, uint32_t *cp)
 {
-    static const uint32_t min_cp[] = { 0, 0, 0x80, 0x800, 0x10000 };
-    size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
-             : (p[0] & 0xf8) == 0xf0                     ? 4 : 0;
+    static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t n = 0;
+    if (p[0] < 0x80)
+        n = 1;
+    else if ((p[0] & 0xe0) == 0xc0)
+        n = 2;
+    else if ((p[0] & 0xf0) == 0xe0)
+        n = 3;
+    else if ((p[0] & 0xf8) == 0xf0)
+        n = 4;
     if (n == 0 || n > len)
         return 0;
     uint32_t c = n == 1 ? p[0] : (uint32_t)(p[0] & (0x7f >> n));
@@ -365,9 +400,7 @@ static void where(const origin *o, bool name_key, char *out, size_t n)
         else
             snprintf(out, n, name_key ? "--set %s" : "--set", o->key);
         break;
-    default:
-        snprintf(out, n, "%s", o->key);
-        break;
+    default: snprintf(out, n, "%s", o->key); break;
     }
 }
 
@@ -379,7 +412,7 @@ static void fail(sp_config_error *err, const origin *o, bool name_key, const cha
 {
     if (!err)
         return;
-    char head[200];
+    char head[320];
     where(o, name_key, head, sizeof head);
     int n = snprintf(err->msg, sizeof err->msg, "%s: ", head);
     if (n < 0 || (size_t)n >= sizeof err->msg)
@@ -420,7 +453,8 @@ static size_t edit_distance(const char *a, const char *b)
                 best = prev[j] + 1;
             if (cur[j - 1] + 1 < best)
                 best = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
                 best = prev2[j - 2] + 1;
             cur[j] = best;
         }
@@ -497,16 +531,14 @@ static int check_bounds(const setting *s, const char *text, int64_t v, const ori
 static const char *syntax_hint(setting_type t)
 {
     switch (t) {
-    case T_INT:
-        return "is not a whole number";
+    case T_INT: return "is not a whole number";
     case T_SIZE:
         return "is not a size (write bytes, or a whole number with k, m, g, t or p "
                "for powers of 1024, e.g. 64k or 1MiB)";
     case T_DURATION:
         return "is not a duration (write a whole number with ms, s, m, h or d, "
                "e.g. 250ms or 10s; a bare number means ms)";
-    default:
-        return "is not true or false (yes/no, on/off and 1/0 work too)";
+    default: return "is not true or false (yes/no, on/off and 1/0 work too)";
     }
 }
 
@@ -520,9 +552,9 @@ static int parse_number(const setting *s, const char *text, parsed *out, const o
         rc = sp_config_parse_bool(text, &b);
         out->num = b;
     } else {
-        rc = s->type == T_INT ? parse_int(text, &out->num)
-           : s->type == T_SIZE ? parse_size(text, &out->num)
-                               : parse_duration(text, &out->num);
+        rc = s->type == T_INT    ? parse_int(text, &out->num)
+             : s->type == T_SIZE ? parse_size(text, &out->num)
+                                 : parse_duration(text, &out->num);
     }
     if (rc == -ERANGE) {
         bool below = text[0] == '-';
@@ -578,8 +610,7 @@ static int parse_value(const setting *s, const char *text, parsed *out, const or
         out->str = sp_xstrndup(word, len);
         return 0;
     }
-    default:
-        return parse_number(s, text, out, o, err);
+    default: return parse_number(s, text, out, o, err);
     }
 }
 
@@ -593,12 +624,8 @@ static void store_value(sp_config *cfg, const setting *s, parsed *v)
         *p = v->str;
         break;
     }
-    case T_BOOL:
-        *(bool *)field(cfg, s) = v->num != 0;
-        break;
-    default:
-        *(int64_t *)field(cfg, s) = v->num;
-        break;
+    case T_BOOL: *(bool *)field(cfg, s) = v->num != 0; break;
+    default: *(int64_t *)field(cfg, s) = v->num; break;
     }
 }
 
@@ -666,7 +693,7 @@ static int set_from(sp_config *cfg, const origin *o, const char *text, sp_config
 int sp_config_set(sp_config *cfg, const char *key, const char *value, sp_config_source source,
                   const char *file, int line, sp_config_error *err)
 {
-    origin o = { source, file, line, key ? key : "" };
+    origin o = {source, file, line, key ? key : ""};
     if (!value) {
         fail(err, &o, true, "no value given");
         return -EINVAL;
@@ -678,8 +705,8 @@ void sp_config_init(sp_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     for (size_t i = 0; i < N_SETTINGS; i++) {
-        int rc = sp_config_set(cfg, settings[i].key, settings[i].def, SP_CONFIG_DEFAULT, NULL, 0,
-                               NULL);
+        int rc =
+            sp_config_set(cfg, settings[i].key, settings[i].def, SP_CONFIG_DEFAULT, NULL, 0, NULL);
         if (rc < 0)
             abort(); /* a default that does not parse is a bug in the table */
     }
@@ -736,21 +763,23 @@ bool sp_config_equal(const sp_config *a, const sp_config *b)
         const setting *s = &settings[i];
         bool same = s->type == T_STRING || s->type == T_ENUM
                         ? str_eq(*(char *const *)cfield(a, s), *(char *const *)cfield(b, s))
-                    : s->type == T_BOOL ? *(const bool *)cfield(a, s) == *(const bool *)cfield(b, s)
-                                        : *(const int64_t *)cfield(a, s) == *(const int64_t *)cfield(b, s);
+                    : s->type == T_BOOL
+                        ? *(const bool *)cfield(a, s) == *(const bool *)cfield(b, s)
+                        : *(const int64_t *)cfield(a, s) == *(const int64_t *)cfield(b, s);
         if (!same)
             return false;
     }
     if (a->kafka_len != b->kafka_len)
         return false;
     for (size_t i = 0; i < a->kafka_len; i++)
-        if (!str_eq(a->kafka[i].key, b->kafka[i].key) || !str_eq(a->kafka[i].value, b->kafka[i].value))
+        if (!str_eq(a->kafka[i].key, b->kafka[i].key) ||
+            !str_eq(a->kafka[i].value, b->kafka[i].value))
             return false;
     return true;
 }
 
-void sp_config_each(void (*fn)(const char *key, const char *type, const char *def,
-                               const char *help, void *udata),
+void sp_config_each(void (*fn)(const char *key, const char *type, const char *def, const char *help,
+                               void *udata),
                     void *udata)
 {
     for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -799,15 +828,9 @@ static void print_value(const sp_config *cfg, const setting *s, FILE *out)
 {
     char num[32];
     switch (s->type) {
-    case T_STRING:
-        print_quoted(*(char *const *)cfield(cfg, s), out);
-        break;
-    case T_ENUM:
-        fputs(*(char *const *)cfield(cfg, s), out);
-        break;
-    case T_BOOL:
-        fputs(*(const bool *)cfield(cfg, s) ? "true" : "false", out);
-        break;
+    case T_STRING: print_quoted(*(char *const *)cfield(cfg, s), out); break;
+    case T_ENUM: fputs(*(char *const *)cfield(cfg, s), out); break;
+    case T_BOOL: fputs(*(const bool *)cfield(cfg, s) ? "true" : "false", out); break;
     default:
         format_number(s->type, *(const int64_t *)cfield(cfg, s), num, sizeof num);
         fputs(num, out);
@@ -873,13 +896,13 @@ static int env_apply(sp_config *cfg, const char *entry, sp_config_error *err)
     if (len >= sizeof name) {
         if (strncmp(entry, "SPATE_KAFKA_", 12) != 0)
             return 0;
-        origin o = { SP_CONFIG_ENV, "SPATE_KAFKA_...", 0, "kafka" };
+        origin o = {SP_CONFIG_ENV, "SPATE_KAFKA_...", 0, "kafka"};
         fail(err, &o, true, "the variable name is too long");
         return -EINVAL;
     }
     memcpy(name, entry, len);
     name[len] = '\0';
-    origin o = { SP_CONFIG_ENV, name, 0, key };
+    origin o = {SP_CONFIG_ENV, name, 0, key};
     if (len > 12 && strncmp(name, "SPATE_KAFKA_", 12) == 0) {
         kafka_env_key(name + 12, len - 12, key, sizeof key);
         return set_from(cfg, &o, eq + 1, err);
@@ -919,13 +942,15 @@ typedef struct seen_key {
 typedef struct loader {
     sp_config *cfg;
     const char *name;
+    const char *text; /* the whole input, for raw scalar bytes */
+    size_t text_len;
     sp_config_error *err;
-    char key[SP_CONFIG_KEY_MAX + 1];        /* the dotted key being built */
-    size_t base[SP_CONFIG_DEPTH_MAX];       /* key length inside each open mapping */
-    int depth;                              /* open mappings; 0 before/after the root */
-    bool have_key;                          /* a key waits for its value */
-    int key_line;                           /* where that key is */
-    int line;                               /* for messages: the event's, or its key's */
+    char key[SP_CONFIG_KEY_MAX + 1];  /* the dotted key being built */
+    size_t base[SP_CONFIG_DEPTH_MAX]; /* key length inside each open mapping */
+    int depth;                        /* open mappings; 0 before/after the root */
+    bool have_key;                    /* a key waits for its value */
+    int key_line;                     /* where that key is */
+    int line;                         /* for messages: the event's, or its key's */
     int docs;
     seen_key *seen; /* keys set so far, to catch one given twice */
     size_t seen_len;
@@ -944,7 +969,7 @@ static int load_fail(loader *ld, const char *key, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    origin o = { SP_CONFIG_FILE, ld->name, ld->line, key ? key : "" };
+    origin o = {SP_CONFIG_FILE, ld->name, ld->line, key ? key : ""};
     fail(ld->err, &o, key != NULL, "%s", msg);
     return -EINVAL;
 }
@@ -970,34 +995,112 @@ static int note_seen(loader *ld)
     /* Bounded: each entry is a table key or a distinct kafka key. */
     if (ld->seen_len < N_SETTINGS + SP_CONFIG_KAFKA_MAX) {
         ld->seen = sp_xrealloc(ld->seen, (ld->seen_len + 1) * sizeof *ld->seen);
-        ld->seen[ld->seen_len++] = (seen_key){ sp_xstrdup(ld->key), ld->line };
+        ld->seen[ld->seen_len++] = (seen_key){sp_xstrdup(ld->key), ld->line};
     }
     return 0;
 }
 
-/* Text of a scalar event as a new C string, or NULL with the error set. */
+/* Decodes the bytes between the quotes of a single-quoted scalar into out
+ * (room for len bytes): '' is one quote; at a line break the blanks around
+ * it go, a single break becomes a space and every further one a newline.
+ * Returns the decoded length. */
+static size_t decode_single_quoted(const char *raw, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (raw[i] != '\n' && raw[i] != '\r') {
+            out[o++] = raw[i];
+            i += raw[i] == '\'' && i + 1 < len && raw[i + 1] == '\'';
+            continue;
+        }
+        while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == '\t'))
+            o--;
+        size_t breaks = 0;
+        for (; i < len && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\r' || raw[i] == '\n');
+             i++)
+            breaks += raw[i] == '\n' || (raw[i] == '\r' && (i + 1 == len || raw[i + 1] != '\n'));
+        i--;
+        if (breaks == 1)
+            out[o++] = ' ';
+        for (size_t b = 1; b < breaks; b++)
+            out[o++] = '\n';
+    }
+    return o;
+}
+
+/* The raw bytes of a scalar event inside ld->text (for a quoted scalar,
+ * those between the quotes). Returns false if the marks do not fit. */
+static bool raw_scalar(loader *ld, struct fy_event *e, sp_slice *raw)
+{
+    const struct fy_mark *a = fy_event_start_mark(e), *b = fy_event_end_mark(e);
+    if (!a || !b || a->input_pos > b->input_pos || b->input_pos > ld->text_len)
+        return false;
+    *raw = sp_slice_make(ld->text + a->input_pos, b->input_pos - a->input_pos);
+    return true;
+}
+
+/* libfyaml 0.7.12 leaks a buffer in fy_token_get_text() for a single-quoted
+ * scalar with a run of escaped quotes ('''' or longer; upstream issue
+ * #233). Such scalars are decoded here from the raw input and checked
+ * against the length libfyaml computes, a call that does not leak. */
+static bool has_quote_run(loader *ld, struct fy_event *e)
+{
+    sp_slice raw;
+    if (fy_token_scalar_style(e->scalar.value) != FYSS_SINGLE_QUOTED)
+        return false;
+    if (!raw_scalar(ld, e, &raw))
+        return true; /* decode_own() reports it */
+    for (size_t i = 0; i + 4 <= raw.len; i++)
+        if (memcmp(raw.base + i, "''''", 4) == 0)
+            return true;
+    return false;
+}
+
+static char *decode_own(loader *ld, struct fy_event *e, size_t len, const char *key)
+{
+    sp_slice raw;
+    char *out = NULL;
+    if (raw_scalar(ld, e, &raw)) {
+        out = sp_xmalloc(raw.len + 1);
+        size_t n = decode_single_quoted(raw.base, raw.len, out);
+        out[n] = '\0';
+        if (n == len)
+            return out;
+    }
+    free(out);
+    load_fail(ld, key, "cannot read this single-quoted value; write it in double quotes");
+    return NULL;
+}
+
+/* Text of a scalar event as a new C string, or NULL with the error set.
+ * The length is checked before the text is made. */
 static char *scalar_text(loader *ld, struct fy_event *e, const char *key)
 {
-    size_t len = 0;
-    const char *t = fy_token_get_text(e->scalar.value, &len);
-    if (!t)
-        t = "";
+    size_t len = fy_token_get_text_length(e->scalar.value);
+    char *text;
     if (len > SP_CONFIG_VALUE_MAX) {
         load_fail(ld, key, "longer than %d bytes", SP_CONFIG_VALUE_MAX);
         return NULL;
     }
-    if (memchr(t, '\0', len)) {
+    if (has_quote_run(ld, e)) {
+        text = decode_own(ld, e, len, key);
+    } else {
+        const char *t = fy_token_get_text(e->scalar.value, &len);
+        len = t ? len : 0;
+        text = sp_xstrndup(t ? t : "", len);
+    }
+    if (text && memchr(text, '\0', len)) {
         load_fail(ld, key, "contains a NUL character");
+        free(text);
         return NULL;
     }
-    return sp_xstrndup(t, len);
+    return text;
 }
 
 static bool is_null(struct fy_event *e)
 {
-    size_t len = 0;
-    fy_token_get_text(e->scalar.value, &len);
-    return len == 0 && fy_token_scalar_style(e->scalar.value) == FYSS_PLAIN;
+    return fy_token_scalar_style(e->scalar.value) == FYSS_PLAIN &&
+           fy_token_get_text_length(e->scalar.value) == 0;
 }
 
 static int on_key(loader *ld, struct fy_event *e)
@@ -1028,13 +1131,13 @@ static int on_value(loader *ld, struct fy_event *e)
             return 0; /* an empty section: "kafka:" with its lines commented out */
         return load_fail(ld, ld->key, "no value given");
     }
-    if (strcmp(ld->key, "kafka") == 0 || (is_section(ld->key) && !find_setting(ld->key) &&
-                                           strncmp(ld->key, "kafka.", 6) != 0))
+    if (strcmp(ld->key, "kafka") == 0 ||
+        (is_section(ld->key) && !find_setting(ld->key) && strncmp(ld->key, "kafka.", 6) != 0))
         return load_fail(ld, ld->key, "this is a group of settings, not a setting");
     char *text = scalar_text(ld, e, ld->key);
     if (!text)
         return -EINVAL;
-    origin o = { SP_CONFIG_FILE, ld->name, ld->line, ld->key };
+    origin o = {SP_CONFIG_FILE, ld->name, ld->line, ld->key};
     int rc = set_from(ld->cfg, &o, text, ld->err);
     free(text);
     return rc < 0 ? rc : note_seen(ld);
@@ -1068,7 +1171,7 @@ static int on_mapping_start(loader *ld)
     if (find_setting(ld->key))
         return load_fail(ld, ld->key, "expected a single value, found a mapping");
     if (!is_section(ld->key)) {
-        origin o = { SP_CONFIG_FILE, ld->name, ld->line, ld->key };
+        origin o = {SP_CONFIG_FILE, ld->name, ld->line, ld->key};
         return fail_unknown(ld->err, &o);
     }
     if (ld->depth == SP_CONFIG_DEPTH_MAX)
@@ -1093,7 +1196,7 @@ static int on_unexpected(loader *ld, const char *what)
     if (!ld->have_key)
         return load_fail(ld, NULL, "a key must be a single word, not %s", what);
     if (!find_setting(ld->key) && strncmp(ld->key, "kafka.", 6) != 0) {
-        origin o = { SP_CONFIG_FILE, ld->name, ld->line, ld->key };
+        origin o = {SP_CONFIG_FILE, ld->name, ld->line, ld->key};
         return fail_unknown(ld->err, &o);
     }
     return load_fail(ld, ld->key, "expected a single value, found %s", what);
@@ -1111,19 +1214,12 @@ static int on_event(loader *ld, struct fy_event *e)
         if (++ld->docs > 1)
             return load_fail(ld, NULL, "only one YAML document is allowed");
         return 0;
-    case FYET_MAPPING_START:
-        return on_mapping_start(ld);
-    case FYET_MAPPING_END:
-        on_mapping_end(ld);
-        return 0;
-    case FYET_SCALAR:
-        return on_scalar(ld, e);
-    case FYET_SEQUENCE_START:
-        return on_unexpected(ld, "a list");
-    case FYET_ALIAS:
-        return on_unexpected(ld, "an alias (write the value itself)");
-    default:
-        return 0;
+    case FYET_MAPPING_START: return on_mapping_start(ld);
+    case FYET_MAPPING_END: on_mapping_end(ld); return 0;
+    case FYET_SCALAR: return on_scalar(ld, e);
+    case FYET_SEQUENCE_START: return on_unexpected(ld, "a list");
+    case FYET_ALIAS: return on_unexpected(ld, "an alias (write the value itself)");
+    default: return 0;
     }
 }
 
@@ -1142,6 +1238,33 @@ static int yaml_fail(loader *ld, struct fy_diag *diag)
     return load_fail(ld, NULL, "invalid YAML: %s", de && de->msg ? de->msg : "syntax error");
 }
 
+/* YAML's printable set: tab, LF, CR, 0x20-0x7e, NEL and the rest of
+ * Unicode past the C1 controls, less surrogates and U+FFFE/U+FFFF. */
+static bool yaml_printable(uint32_t c)
+{
+    return c == 0x09 || c == 0x0a || c == 0x0d || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
+           (c >= 0xa0 && c <= 0xfffd) || c >= 0x10000;
+}
+
+/* Checks that text is YAML text (UTF-8, printable) before libfyaml sees
+ * it: the text is then always well-formed for the parser, and Debian's
+ * libfyaml 0.7.12 loops forever on some invalid UTF-8 ("%\x86", upstream
+ * issue #101). Returns 0 or -EINVAL naming the line. */
+static int check_text(loader *ld, const char *text, size_t len)
+{
+    uint32_t c = 0;
+    ld->line = 1;
+    for (size_t i = 0, n; i < len; i += n) {
+        n = utf8_next((const unsigned char *)text + i, len - i, &c);
+        if (n == 0)
+            return load_fail(ld, NULL, "not UTF-8 text (byte 0x%02x)", (unsigned char)text[i]);
+        if (!yaml_printable(c))
+            return load_fail(ld, NULL, "character U+%04X is not allowed in YAML", (unsigned)c);
+        ld->line += c == '\n';
+    }
+    return 0;
+}
+
 /* Runs the parser over text, feeding ld. Returns 0 or -EINVAL/-ENOMEM. */
 static int walk_yaml(loader *ld, const char *text, size_t len)
 {
@@ -1154,7 +1277,7 @@ static int walk_yaml(loader *ld, const char *text, size_t len)
     if (!diag)
         return -ENOMEM;
     fy_diag_set_collect_errors(diag, true);
-    struct fy_parse_cfg pcfg = { .flags = FYPCF_QUIET | FYPCF_JSON_NONE, .diag = diag };
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET | FYPCF_JSON_NONE, .diag = diag};
     struct fy_parser *fyp = fy_parser_create(&pcfg);
     int rc = fyp && fy_parser_set_string(fyp, text, len) == 0 ? 0 : -ENOMEM;
     struct fy_event *e;
@@ -1189,11 +1312,18 @@ int sp_config_load_string(sp_config *cfg, const char *name, const char *text, si
                           sp_config_error *err)
 {
     sp_config next;
-    loader ld = { .cfg = &next, .name = name ? name : "config", .err = err, .line = 1 };
+    loader ld = {.cfg = &next,
+                 .name = name ? name : "config",
+                 .text = text,
+                 .text_len = len,
+                 .err = err,
+                 .line = 1};
     if (len > SP_CONFIG_FILE_MAX)
         return read_fail(ld.name, -EFBIG, err);
     if (len == 0)
         return 0;
+    if (check_text(&ld, text, len) < 0)
+        return -EINVAL;
     config_copy(&next, cfg);
     int rc = walk_yaml(&ld, text, len);
     for (size_t i = 0; i < ld.seen_len; i++)

@@ -64,6 +64,23 @@ typedef struct sp_config {
     int64_t retention_bytes;    /* store.retention_bytes, 0 = unlimited */
     int64_t retention_ms;       /* store.retention, 7d; 0 = forever */
     int64_t max_record_bytes;   /* store.max_record_bytes, 1 MiB */
+    int64_t max_append_records; /* store.max_append_records, 65536 records in one append */
+    int64_t queue_max_bytes;    /* store.queue_max_bytes, 64 MiB waiting for the store thread */
+    int64_t queue_max_appends;  /* store.queue_max_appends, 65536 appends waiting -> 503 */
+    int64_t max_topics;         /* store.max_topics, 10000 */
+    int64_t max_partitions;     /* store.max_partitions, 1024 per topic */
+    char *on_corruption;        /* store.on_corruption: fence|truncate, default fence */
+
+    /* api.*, hub.* and the news demo */
+    int64_t ack_timeout_ms;     /* api.ack_timeout, 10s -> 504 */
+    int64_t max_batch_records;  /* api.max_batch_records, 10000 per produce request */
+    int64_t max_read_records;   /* api.max_read_records, 10000 per history page */
+    int64_t max_json_depth;     /* api.max_json_depth, 64 */
+    int64_t sse_keepalive_ms;   /* api.sse_keepalive, 15s */
+    int64_t latest_n;           /* hub.latest_n, 100 newest records cached per topic */
+    char *news_topic;           /* demo.news_topic, "latest-news" ("" disables GET /latest-news) */
+    char *items_topic;          /* demo.items_topic, "items" ("" disables POST /items) */
+    bool debug_routes;          /* debug.routes, false: GET /debug/sleep?ms= for tests */
 
     /* kafka.* pass-through, in the order given (file, then env, then flags;
      * a later source replaces an earlier value of the same key). */

@@ -988,10 +988,6 @@ def test_persistence_across_restart(restartable):
 QUEUE_KEY = "store.queue_max_appends"
 
 
-@pytest.mark.xfail(not config_has_key(QUEUE_KEY),
-                   reason="NEEDS CONFIG KEY: store.queue_max_appends (-> sp_store_options.queue_max_appends; "
-                          "also store.queue_max_bytes -> queue_max_bytes) so a test can make the backend "
-                          "queue tiny; the server refuses the unknown key today", strict=True)
 def test_backend_queue_full_503_retry_after(restartable):
     srv = restartable(None, QUEUE_KEY + "=1", "store.fsync=always")
     with Api(srv.port) as a:
