@@ -16,6 +16,8 @@ typedef struct sp_api_options {
     unsigned max_json_depth;     /* nesting limit for strict JSON */
     const char *news_topic;      /* seed route GET /latest-news reads it */
     const char *items_topic;     /* seed route POST /items appends to it */
+    uint64_t sse_keepalive_ms;   /* SSE keep-alive comment interval; 0: 15 s */
+    uint64_t sse_retry_ms;       /* SSE `retry:` sent at stream start; 0: 3 s */
 } sp_api_options;
 
 /* A declared route bound to its topic (seed.c). */

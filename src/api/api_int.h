@@ -57,5 +57,6 @@ int sp__api_register_topics(sp_router *r, sp_api *api);
 int sp__api_register_records(sp_router *r, sp_api *api);
 int sp__api_register_seed(sp_router *r, sp_api *api);
 int sp__api_register_docs(sp_router *r, sp_api *api);
+int sp__api_register_sse(sp_router *r, sp_api *api);
 
 #endif

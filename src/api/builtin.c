@@ -8,6 +8,7 @@
 
 #include "api/api.h"
 #include "core/time.h"
+#include "hub/hub.h"
 
 static void handle_root(sp_http_req *req, void *udata)
 {
@@ -78,6 +79,8 @@ static void handle_metrics(sp_http_req *req, void *udata)
     sp_buf_reserve(&out, 16384);
     if (api->srv)
         sp_http_server_metrics(api->srv, &out);
+    if (api->hub)
+        sp_hub_metrics(api->hub, &out);
     put_process(&out, api);
     static const sp_http_header ct = { { "Content-Type", 12 },
                                        { "text/plain; version=0.0.4; charset=utf-8", 40 } };

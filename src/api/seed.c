@@ -99,6 +99,7 @@ int sp_api_register_rest(sp_router *r, sp_api *api)
     int rc = sp__api_register_topics(r, api);
     rc = rc ? rc : sp__api_register_records(r, api);
     rc = rc ? rc : sp__api_register_seed(r, api);
+    rc = rc ? rc : sp__api_register_sse(r, api);
     rc = rc ? rc : sp__api_register_docs(r, api);
     return rc;
 }

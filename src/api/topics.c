@@ -62,6 +62,7 @@ static void respond_topic(sp_http_req *req, sp_api *api, const char *name, int s
                   (unsigned long long)records, (unsigned long long)bytes);
     if (!sp_hub_topic_schema(api->hub, name, b))
         sp_buf_append_cstr(b, "null");
+    sp_buf_printf(b, ",\"subscribers\":%u", sp_hub_topic_subscribers(api->hub, name));
     sp_buf_append_cstr(b, ",\"partition_info\":[");
     for (uint32_t i = 0; i < info.partition_count; i++) {
         if (i)

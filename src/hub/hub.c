@@ -1,6 +1,7 @@
 /* hub.c - see hub.h for the model. Reading order: records, the topic
- * registry, per-loop caches, delivery from the store thread, produce. */
-#include "hub/hub.h"
+ * registry, per-loop caches, delivery from the store thread, produce.
+ * Subscriptions hang off the per-loop caches and live in sub.c. */
+#include "hub/hub_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,14 +54,36 @@ void sp_hub_envelope(sp_buf *out, uint32_t partition, const sp_store_record *rec
     envelope(out, partition, rec);
 }
 
-/* Encodes the envelope once; every reader and subscriber shares it. */
-static sp_hub_rec *rec_make(uint32_t partition, const sp_store_record *in)
+/* Appends the SSE frame of a record around its envelope: `id: P-O`, then
+ * one `data:` line. Raw JSON values may hold CR/LF as whitespace between
+ * tokens; a line break would split the data line, so they become spaces
+ * (the same JSON value). */
+static void sse_frame(sp_buf *f, uint32_t partition, uint64_t offset, sp_slice json,
+                      size_t *data_at)
 {
-    sp_buf j;
+    sp_buf_printf(f, "id: %u-%llu\n", partition, (unsigned long long)offset);
+    *data_at = f->len;
+    sp_buf_append(f, "data: ", 6);
+    size_t at = f->len;
+    sp_buf_append_slice(f, json);
+    for (size_t i = at; i < f->len; i++)
+        if (f->base[i] == '\n' || f->base[i] == '\r')
+            f->base[i] = ' ';
+    sp_buf_append(f, "\n\n", 2);
+}
+
+/* Encodes the envelope and its SSE frame once; every reader and
+ * subscriber shares them. `json` points inside the frame. */
+sp_hub_rec *sp__hub_rec_make(uint32_t partition, const sp_store_record *in)
+{
+    sp_buf j, f;
     sp_buf_init(&j, SP_BUF_UNLIMITED);
+    sp_buf_init(&f, SP_BUF_UNLIMITED);
     bool raw = envelope(&j, partition, in);
+    size_t data_at;
+    sse_frame(&f, partition, in->offset, sp_buf_slice(&j), &data_at);
     size_t klen = in->key.base ? in->key.len : 0;
-    sp_hub_rec *r = sp_xmalloc(sizeof *r + klen + in->value.len + j.len);
+    sp_hub_rec *r = sp_xmalloc(sizeof *r + klen + in->value.len + f.len);
     atomic_init(&r->refs, 1);
     r->partition = partition;
     r->offset = in->offset;
@@ -73,52 +96,18 @@ static sp_hub_rec *rec_make(uint32_t partition, const sp_store_record *in)
     memcpy(p, in->value.base, in->value.len);
     r->value = sp_slice_make(p, in->value.len);
     p += in->value.len;
-    memcpy(p, j.base, j.len);
-    r->json = sp_slice_make(p, j.len);
+    memcpy(p, f.base, f.len);
+    r->sse = sp_slice_make(p, f.len);
+    r->sse_data = sp_slice_make(p + data_at, f.len - data_at);
+    r->json = sp_slice_make(p + data_at + 6, j.len);
     sp_buf_free(&j);
+    sp_buf_free(&f);
     return r;
 }
 
 /* ---- the topic registry ------------------------------------------------------ */
 
-typedef struct hub_topic {
-    atomic_uint refs;
-    struct sp_hub *hub;
-    char *name;
-    uint32_t partitions;
-    sp_hub_schema *schema; /* NULL: none */
-    char *schema_text;
-    size_t schema_len;
-    sp_store_watch *watch;
-    uint64_t *cursor; /* per partition: next offset to deliver; store thread only */
-} hub_topic;
-
-/* One loop's view: topic name -> ring of the newest records. */
-typedef struct ring {
-    char *name;
-    sp_hub_rec **slots; /* latest_n entries; slots[(head - 1) % n] is the newest */
-    size_t head, count;
-} ring;
-
-typedef struct hub_local {
-    ring *rings; /* open addressing on name */
-    size_t cap, used;
-} hub_local;
-
-struct sp_hub {
-    sp_store *store;
-    char *schema_dir;
-    sp_hub_options opts;
-    uv_rwlock_t lock; /* guards topics/ntopics */
-    hub_topic **topics;
-    size_t ntopics;
-    sp_loop *loops;
-    unsigned nloops;
-    hub_local *locals; /* one per loop, touched only on that loop */
-    atomic_ullong produce_failures, records_delivered;
-};
-
-static void topic_unref(hub_topic *t)
+void sp__hub_topic_unref(sp__hub_topic *t)
 {
     if (atomic_fetch_sub(&t->refs, 1) != 1)
         return;
@@ -130,9 +119,9 @@ static void topic_unref(hub_topic *t)
 }
 
 /* Returns the topic with a reference, or NULL. */
-static hub_topic *topic_get(sp_hub *hub, const char *name)
+sp__hub_topic *sp__hub_topic_get(sp_hub *hub, const char *name)
 {
-    hub_topic *found = NULL;
+    sp__hub_topic *found = NULL;
     uv_rwlock_rdlock(&hub->lock);
     for (size_t i = 0; i < hub->ntopics; i++) {
         if (strcmp(hub->topics[i]->name, name) == 0) {
@@ -147,13 +136,13 @@ static hub_topic *topic_get(sp_hub *hub, const char *name)
 
 sp_hub_schema *sp_hub_schema_acquire(sp_hub *hub, const char *name)
 {
-    hub_topic *t = topic_get(hub, name);
+    sp__hub_topic *t = sp__hub_topic_get(hub, name);
     if (!t)
         return NULL;
     sp_hub_schema *s = t->schema;
     if (s)
         atomic_fetch_add(&s->refs, 1);
-    topic_unref(t);
+    sp__hub_topic_unref(t);
     return s;
 }
 
@@ -167,20 +156,20 @@ void sp_hub_schema_release(sp_hub_schema *s)
 
 bool sp_hub_topic_exists(sp_hub *hub, const char *name)
 {
-    hub_topic *t = topic_get(hub, name);
+    sp__hub_topic *t = sp__hub_topic_get(hub, name);
     if (t)
-        topic_unref(t);
+        sp__hub_topic_unref(t);
     return t != NULL;
 }
 
 bool sp_hub_topic_schema(sp_hub *hub, const char *name, sp_buf *out)
 {
-    hub_topic *t = topic_get(hub, name);
+    sp__hub_topic *t = sp__hub_topic_get(hub, name);
     bool has = t && t->schema_text;
     if (has)
         sp_buf_append(out, t->schema_text, t->schema_len);
     if (t)
-        topic_unref(t);
+        sp__hub_topic_unref(t);
     return has;
 }
 
@@ -194,12 +183,12 @@ static uint64_t hash_name(const char *s)
     return h;
 }
 
-static ring *local_find(hub_local *l, const char *name)
+sp__hub_ring *sp__hub_ring_find(sp__hub_local *l, const char *name)
 {
     if (l->cap == 0)
         return NULL;
     for (size_t i = hash_name(name) & (l->cap - 1);; i = (i + 1) & (l->cap - 1)) {
-        ring *r = &l->rings[i];
+        sp__hub_ring *r = &l->rings[i];
         if (r->name == NULL)
             return NULL;
         if (r->name != (char *)1 && strcmp(r->name, name) == 0)
@@ -207,11 +196,11 @@ static ring *local_find(hub_local *l, const char *name)
     }
 }
 
-static void local_grow(hub_local *l);
+static void local_grow(sp__hub_local *l);
 
-static ring *local_add(hub_local *l, const char *name, size_t latest_n)
+sp__hub_ring *sp__hub_ring_add(sp__hub_local *l, const char *name, size_t latest_n)
 {
-    ring *r = local_find(l, name);
+    sp__hub_ring *r = sp__hub_ring_find(l, name);
     if (r)
         return r;
     if ((l->used + 1) * 2 > l->cap)
@@ -222,13 +211,14 @@ static ring *local_add(hub_local *l, const char *name, size_t latest_n)
             r->name = sp_xstrdup(name);
             r->slots = sp_xcalloc(latest_n, sizeof *r->slots);
             r->head = r->count = 0;
+            r->subs = NULL;
             l->used++;
             return r;
         }
     }
 }
 
-static void ring_clear(ring *r, size_t latest_n)
+static void ring_clear(sp__hub_ring *r, size_t latest_n)
 {
     for (size_t i = 0; i < latest_n; i++)
         if (r->slots[i])
@@ -238,24 +228,25 @@ static void ring_clear(ring *r, size_t latest_n)
 }
 
 /* Tombstones ((char *)1) keep probe chains intact; growth drops them. */
-static void local_remove(hub_local *l, const char *name, size_t latest_n)
+static void local_remove(sp__hub_local *l, const char *name, size_t latest_n)
 {
-    ring *r = local_find(l, name);
+    sp__hub_ring *r = sp__hub_ring_find(l, name);
     if (!r)
         return;
+    sp__hub_subs_topic_gone(l, r);
     ring_clear(r, latest_n);
     r->name = (char *)1;
     r->slots = NULL;
 }
 
-static void local_grow(hub_local *l)
+static void local_grow(sp__hub_local *l)
 {
-    hub_local old = *l;
+    sp__hub_local old = *l;
     l->cap = old.cap ? old.cap * 2 : 16;
     l->rings = sp_xcalloc(l->cap, sizeof *l->rings);
     l->used = 0;
     for (size_t i = 0; i < old.cap; i++) {
-        ring *o = &old.rings[i];
+        sp__hub_ring *o = &old.rings[i];
         if (o->name == NULL || o->name == (char *)1)
             continue;
         size_t j = hash_name(o->name) & (l->cap - 1);
@@ -267,7 +258,7 @@ static void local_grow(hub_local *l)
     free(old.rings);
 }
 
-static void ring_push(ring *r, sp_hub_rec *rec, size_t latest_n)
+static void ring_push(sp__hub_ring *r, sp_hub_rec *rec, size_t latest_n)
 {
     if (r->slots[r->head])
         sp_hub_rec_unref(r->slots[r->head]);
@@ -280,7 +271,7 @@ static void ring_push(ring *r, sp_hub_rec *rec, size_t latest_n)
 int sp_hub_latest(sp_hub *hub, sp_loop *loop, const char *topic, size_t limit,
                   const sp_hub_rec **out)
 {
-    ring *r = local_find(&hub->locals[loop->index], topic);
+    sp__hub_ring *r = sp__hub_ring_find(&hub->locals[loop->index], topic);
     if (!r)
         return -ENOENT;
     size_t n = limit < r->count ? limit : r->count;
@@ -314,18 +305,20 @@ static void on_batch(sp_loop *loop, void *arg)
 {
     batch *b = arg;
     if (loop) {
-        hub_local *l = &b->hub->locals[loop->index];
+        sp__hub_local *l = &b->hub->locals[loop->index];
         size_t latest_n = b->hub->opts.latest_n;
         if (b->kind == B_ADD) {
-            local_add(l, b->topic, latest_n);
+            sp__hub_ring_add(l, b->topic, latest_n);
         } else if (b->kind == B_DROP) {
             local_remove(l, b->topic, latest_n);
         } else {
-            ring *r = local_find(l, b->topic);
+            sp__hub_ring *r = sp__hub_ring_find(l, b->topic);
             for (size_t i = 0; r && i < b->n; i++) {
                 sp_hub_rec_ref(b->recs[i]);
                 ring_push(r, b->recs[i], latest_n);
             }
+            if (r && r->subs)
+                sp__hub_subs_deliver(l, r, b->recs, b->n);
         }
     }
     batch_done(b);
@@ -354,7 +347,7 @@ static void broadcast(sp_hub *hub, batch *b)
 
 /* ---- delivery: runs on the store thread (tail callback) ----------------------- */
 
-static void deliver_range(sp_hub *hub, hub_topic *t, uint32_t p, uint64_t end)
+static void deliver_range(sp_hub *hub, sp__hub_topic *t, uint32_t p, uint64_t end)
 {
     while (t->cursor[p] < end) {
         sp_store_records rs;
@@ -370,7 +363,7 @@ static void deliver_range(sp_hub *hub, hub_topic *t, uint32_t p, uint64_t end)
         }
         batch *b = batch_new(hub, t->name, B_RECORDS, rs.count);
         for (size_t i = 0; i < rs.count; i++)
-            b->recs[i] = rec_make(p, &rs.records[i]);
+            b->recs[i] = sp__hub_rec_make(p, &rs.records[i]);
         t->cursor[p] = rs.next_offset;
         atomic_fetch_add(&hub->records_delivered, rs.count);
         sp_store_records_free(&rs);
@@ -381,7 +374,7 @@ static void deliver_range(sp_hub *hub, hub_topic *t, uint32_t p, uint64_t end)
 static void on_tail(void *arg, const char *topic, uint32_t partition, uint64_t end_offset)
 {
     (void)topic;
-    hub_topic *t = arg;
+    sp__hub_topic *t = arg;
     if (partition < t->partitions)
         deliver_range(t->hub, t, partition, end_offset);
 }
@@ -390,7 +383,7 @@ static void on_tail(void *arg, const char *topic, uint32_t partition, uint64_t e
 
 /* Reads the last `want` records of partition p below its cursor, in offset
  * order, into out; returns how many. */
-static size_t read_tail(sp_hub *hub, hub_topic *t, uint32_t p, size_t want, sp_hub_rec **out)
+static size_t read_tail(sp_hub *hub, sp__hub_topic *t, uint32_t p, size_t want, sp_hub_rec **out)
 {
     uint64_t end = t->cursor[p];
     uint64_t from = end > want ? end - want : 0;
@@ -400,7 +393,7 @@ static size_t read_tail(sp_hub *hub, hub_topic *t, uint32_t p, size_t want, sp_h
         if (sp_store_read(hub->store, t->name, p, from, want - n, 1 << 22, &rs) != 0)
             break;
         for (size_t i = 0; i < rs.count && rs.records[i].offset < end && n < want; i++)
-            out[n++] = rec_make(p, &rs.records[i]);
+            out[n++] = sp__hub_rec_make(p, &rs.records[i]);
         bool stuck = rs.count == 0 || rs.next_offset <= from;
         from = rs.next_offset;
         sp_store_records_free(&rs);
@@ -414,7 +407,7 @@ static size_t read_tail(sp_hub *hub, hub_topic *t, uint32_t p, size_t want, sp_h
  * Within a partition, offset order is recency (timestamps may be assigned
  * out of order by concurrent producers); across partitions, the newest
  * remaining tails are compared by timestamp: a k-way merge from the end. */
-static void prime(sp_hub *hub, hub_topic *t)
+static void prime(sp_hub *hub, sp__hub_topic *t)
 {
     size_t want = hub->opts.latest_n;
     sp_hub_rec **per = sp_xcalloc((size_t)t->partitions * want + 1, sizeof *per);
@@ -518,13 +511,13 @@ static char *load_file(const char *path, size_t max, size_t *len)
 
 /* Makes a registry entry for an existing store topic, positioned at the
  * current end of each partition. */
-static int topic_open(sp_hub *hub, const char *name, hub_topic **out, char *err, size_t errlen)
+static int topic_open(sp_hub *hub, const char *name, sp__hub_topic **out, char *err, size_t errlen)
 {
     sp_store_topic_info info;
     int rc = sp_store_topic_describe(hub->store, name, &info);
     if (rc)
         return rc;
-    hub_topic *t = sp_xcalloc(1, sizeof *t);
+    sp__hub_topic *t = sp_xcalloc(1, sizeof *t);
     atomic_init(&t->refs, 1);
     t->hub = hub;
     t->name = sp_xstrdup(name);
@@ -539,7 +532,7 @@ static int topic_open(sp_hub *hub, const char *name, hub_topic **out, char *err,
         if (t->schema_text) {
             t->schema = compile_schema(hub, t->schema_text, t->schema_len, err, errlen);
             if (!t->schema) {
-                topic_unref(t);
+                sp__hub_topic_unref(t);
                 return -EINVAL;
             }
         }
@@ -548,7 +541,7 @@ static int topic_open(sp_hub *hub, const char *name, hub_topic **out, char *err,
     return 0;
 }
 
-static void registry_add(sp_hub *hub, hub_topic *t)
+static void registry_add(sp_hub *hub, sp__hub_topic *t)
 {
     uv_rwlock_wrlock(&hub->lock);
     hub->topics = sp_xrealloc(hub->topics, (hub->ntopics + 1) * sizeof *hub->topics);
@@ -556,9 +549,9 @@ static void registry_add(sp_hub *hub, hub_topic *t)
     uv_rwlock_wrunlock(&hub->lock);
 }
 
-static hub_topic *registry_remove(sp_hub *hub, const char *name)
+static sp__hub_topic *registry_remove(sp_hub *hub, const char *name)
 {
-    hub_topic *t = NULL;
+    sp__hub_topic *t = NULL;
     uv_rwlock_wrlock(&hub->lock);
     for (size_t i = 0; i < hub->ntopics; i++) {
         if (strcmp(hub->topics[i]->name, name) == 0) {
@@ -571,7 +564,7 @@ static hub_topic *registry_remove(sp_hub *hub, const char *name)
     return t;
 }
 
-static int topic_watch(sp_hub *hub, hub_topic *t)
+static int topic_watch(sp_hub *hub, sp__hub_topic *t)
 {
     return sp_store_watch_add(hub->store, t->name, SP_STORE_PARTITION_ANY, on_tail, t, &t->watch);
 }
@@ -592,7 +585,7 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
             sp_store_topic_delete(hub->store, name);
         return rc;
     }
-    hub_topic *t;
+    sp__hub_topic *t;
     rc = topic_open(hub, name, &t, err, errlen);
     if (rc != 0)
         return rc;
@@ -602,7 +595,7 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
     rc = topic_watch(hub, t);
     if (rc != 0) {
         broadcast(hub, batch_new(hub, name, B_DROP, 0));
-        topic_unref(t);
+        sp__hub_topic_unref(t);
         return rc;
     }
     registry_add(hub, t);
@@ -611,7 +604,7 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
 
 int sp_hub_topic_delete(sp_hub *hub, const char *name)
 {
-    hub_topic *t = registry_remove(hub, name);
+    sp__hub_topic *t = registry_remove(hub, name);
     if (!t)
         return -ENOENT;
     if (t->watch)
@@ -622,7 +615,7 @@ int sp_hub_topic_delete(sp_hub *hub, const char *name)
     char path[4096];
     if (schema_path(hub, name, path, sizeof path) == 0)
         unlink(path);
-    topic_unref(t);
+    sp__hub_topic_unref(t);
     return rc;
 }
 
@@ -684,6 +677,8 @@ void sp_hub_options_default(sp_hub_options *o)
     o->latest_n = 100;
     o->max_schema_bytes = 64 * 1024;
     o->schema_ops = NULL;
+    o->sub_queue_records = 8192;
+    o->sub_queue_bytes = 2u << 20;
 }
 
 int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, sp_hub **out,
@@ -694,6 +689,10 @@ int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, s
     hub->opts = *o;
     if (hub->opts.latest_n == 0)
         hub->opts.latest_n = 1;
+    if (hub->opts.sub_queue_records == 0)
+        hub->opts.sub_queue_records = 1;
+    if (hub->opts.sub_queue_bytes == 0)
+        hub->opts.sub_queue_bytes = 1;
     size_t n = strlen(data_dir) + 16;
     hub->schema_dir = sp_xmalloc(n);
     snprintf(hub->schema_dir, n, "%s/schemas", data_dir);
@@ -709,7 +708,7 @@ int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, s
     sp_store_topic_list(store, &names, &count);
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
-        hub_topic *t;
+        sp__hub_topic *t;
         rc = topic_open(hub, names[i], &t, err, errlen);
         if (rc == 0)
             registry_add(hub, t);
@@ -729,7 +728,7 @@ void sp_hub_attach_loops(sp_hub *hub, sp_loop *loops, unsigned n)
     hub->nloops = n;
     hub->locals = sp_xcalloc(n, sizeof *hub->locals);
     for (size_t i = 0; i < hub->ntopics; i++) {
-        hub_topic *t = hub->topics[i];
+        sp__hub_topic *t = hub->topics[i];
         broadcast(hub, batch_new(hub, t->name, B_ADD, 0));
         prime(hub, t);
         if (topic_watch(hub, t) != 0)
@@ -744,11 +743,12 @@ void sp_hub_free(sp_hub *hub)
     for (size_t i = 0; i < hub->ntopics; i++) {
         if (hub->topics[i]->watch)
             sp_store_watch_remove(hub->store, hub->topics[i]->watch);
-        topic_unref(hub->topics[i]);
+        sp__hub_topic_unref(hub->topics[i]);
     }
     free(hub->topics);
     for (unsigned i = 0; hub->locals && i < hub->nloops; i++) {
-        hub_local *l = &hub->locals[i];
+        sp__hub_local *l = &hub->locals[i];
+        sp__hub_subs_free_local(l);
         for (size_t j = 0; j < l->cap; j++)
             if (l->rings[j].name && l->rings[j].name != (char *)1)
                 ring_clear(&l->rings[j], hub->opts.latest_n);

@@ -12,11 +12,14 @@
  *    the hub reads them once, wraps each in an immutable refcounted
  *    sp_hub_rec whose JSON envelope is encoded once, and hands references
  *    to every I/O loop. Each loop keeps its own ring of the newest records
- *    per topic, so GET /latest reads without a lock. (Live subscribers will
- *    hang off the same per-loop delivery.)
+ *    per topic, so GET /latest reads without a lock.
+ *  - Subscriptions (sub.c, docs/internals/STREAMS.md): a cursor per
+ *    subscriber that catches up from the log and then follows the same
+ *    per-loop deliveries, with a bounded queue and a slow-consumer policy.
  *
- * Threads: sp_hub_produce, sp_hub_latest and the topic functions are called
- * on I/O loops; create/delete block briefly on the backend. */
+ * Threads: sp_hub_produce, sp_hub_latest, the subscription functions and
+ * the topic functions are called on I/O loops; create/delete block
+ * briefly on the backend. */
 #ifndef SP_HUB_HUB_H
 #define SP_HUB_HUB_H
 
@@ -32,8 +35,11 @@
 typedef struct sp_hub sp_hub;
 
 /* One record as the hub shares it: immutable, refcounted, shared by every
- * loop. `json` is the envelope {"id","partition","offset","timestamp",
- * "key","value"}; `value` is the raw value. */
+ * loop and subscriber. `json` is the envelope {"id","partition","offset",
+ * "timestamp","key","value"}; `value` is the raw value. `sse` is the
+ * record's Server-Sent Events frame, "id: P-O\ndata: <json>\n\n", encoded
+ * once; `sse_data` is its tail from "data:" (for streams whose event id is
+ * a multi-partition cursor instead). `json` points inside `sse`. */
 typedef struct sp_hub_rec {
     atomic_uint refs;
     uint32_t partition;
@@ -43,6 +49,8 @@ typedef struct sp_hub_rec {
     sp_slice key;       /* base NULL: no key */
     sp_slice value;
     sp_slice json;
+    sp_slice sse;
+    sp_slice sse_data;
     char data[];
 } sp_hub_rec;
 
@@ -66,6 +74,8 @@ typedef struct sp_hub_options {
     size_t latest_n;         /* records kept per topic per loop; default 100 */
     size_t max_schema_bytes; /* default 64 KiB */
     const sp_hub_schema_ops *schema_ops; /* NULL: topics cannot carry schemas */
+    size_t sub_queue_records; /* per subscriber, default 8192 */
+    size_t sub_queue_bytes;   /* per subscriber (frame bytes referenced), default 2 MiB */
 } sp_hub_options;
 
 /* A topic's compiled schema, refcounted so a handler can validate while
@@ -133,5 +143,118 @@ typedef struct sp_hub_stats {
     uint64_t records_delivered; /* records handed to loops */
 } sp_hub_stats;
 void sp_hub_get_stats(sp_hub *hub, sp_hub_stats *out);
+
+/* ---- subscriptions ------------------------------------------------------ */
+
+/* A subscription follows one topic (all partitions, or one) on one loop,
+ * from a start position: it first catches up from the log in bounded
+ * chunks, one chunk per turn of the loop, then follows the records the
+ * hub delivers to that loop. Within a partition, records come in offset
+ * order, with no gap and no duplicate; a gap happens only when retention
+ * deleted records the cursor still needed, or when the skip policy jumped
+ * ahead, and is then an event in the queue. Events wait in a per-subscriber
+ * queue bounded in records and bytes (references to shared records, never
+ * copies); catch-up pauses while it is full; live records that find it
+ * full trigger the policy. See docs/internals/STREAMS.md. */
+typedef struct sp_hub_sub sp_hub_sub;
+
+typedef enum sp_hub_policy {
+    SP_HUB_POLICY_DISCONNECT = 0, /* the subscription ends with SP_HUB_END_SLOW */
+    SP_HUB_POLICY_SKIP,           /* drop what is queued, report gaps, go on from the newest */
+} sp_hub_policy;
+
+typedef enum sp_hub_from {
+    SP_HUB_FROM_LATEST = 0, /* only records appended from now on */
+    SP_HUB_FROM_EARLIEST,   /* the oldest record still stored (no gap reported) */
+    SP_HUB_FROM_OFFSET,     /* `offset` in every subscribed partition */
+    SP_HUB_FROM_TIME,       /* the first record with timestamp >= time_ms */
+    SP_HUB_FROM_CURSOR,     /* per-partition positions (a resume point) */
+} sp_hub_from;
+
+/* A position in one partition: `next` is the next offset to deliver (the
+ * record id "P-O" means next = O + 1: resume after O). */
+typedef struct sp_hub_pos {
+    uint32_t partition;
+    uint64_t next;
+} sp_hub_pos;
+
+#define SP_HUB_CURSOR_MAX 1024 /* positions in one cursor (= the partition limit) */
+
+typedef struct sp_hub_start {
+    sp_hub_from kind;
+    uint64_t offset;      /* FROM_OFFSET */
+    int64_t time_ms;      /* FROM_TIME */
+    const sp_hub_pos *pos; /* FROM_CURSOR: partitions not listed start at offset 0 */
+    size_t npos;
+} sp_hub_start;
+
+typedef struct sp_hub_sub_options {
+    int32_t partition;   /* one partition, or SP_STORE_PARTITION_ANY for all */
+    sp_hub_start start;
+    sp_hub_policy policy;
+    size_t max_records;  /* queue bounds; 0 or above the hub's: the hub's */
+    size_t max_bytes;
+} sp_hub_sub_options;
+
+/* Runs on the subscription's loop when new events can be peeked (records,
+ * a gap, or the end). It may peek, pop, and unsubscribe any subscription;
+ * it is never called from inside sp_hub_subscribe or sp_hub_sub_pop. */
+typedef void (*sp_hub_sub_fn)(sp_hub_sub *sub, void *arg);
+
+/* Subscribes on `loop` (the caller's; call on that loop's thread) to
+ * `topic` from o->start. Positions below the log start are reported as a
+ * gap first (except FROM_EARLIEST); positions past the end are clamped to
+ * it. fn runs whenever events are ready. Returns 0 and *out; or -ENOENT (no
+ * such topic), -EINVAL (partition out of range, bad start), or a store
+ * error; fn never runs then. */
+int sp_hub_subscribe(sp_hub *hub, sp_loop *loop, const char *topic, const sp_hub_sub_options *o,
+                     sp_hub_sub_fn fn, void *arg, sp_hub_sub **out);
+/* Ends a subscription: queued references are released, fn never runs
+ * again. Call on the subscription's loop. */
+void sp_hub_unsubscribe(sp_hub_sub *sub);
+
+enum sp_hub_event_type { SP_HUB_EV_RECORD = 1, SP_HUB_EV_GAP = 2, SP_HUB_EV_END = 3 };
+enum sp_hub_end_reason { SP_HUB_END_SLOW = 1, SP_HUB_END_DELETED = 2 };
+
+typedef struct sp_hub_event {
+    int type;               /* enum sp_hub_event_type */
+    const sp_hub_rec *rec;  /* RECORD: borrowed until the pop */
+    uint32_t partition;     /* RECORD, GAP */
+    uint64_t from, to;      /* GAP: first and last missed offsets (inclusive) */
+    int reason;             /* END: enum sp_hub_end_reason, or a negative errno (read error) */
+} sp_hub_event;
+
+/* Stores the oldest queued event in *ev and returns true, or returns
+ * false when the queue is empty. Once the subscription has ended, END is
+ * returned forever (nothing queued before it is delivered: an ending
+ * subscription drops its queue). */
+bool sp_hub_sub_peek(sp_hub_sub *sub, sp_hub_event *ev);
+/* Consumes the event sp_hub_sub_peek returned (no-op for END or an empty
+ * queue). The cursor moves past it; catch-up resumes when room returns. */
+void sp_hub_sub_pop(sp_hub_sub *sub);
+/* True when the subscription covers one partition: its cursor is then the
+ * id of the last record consumed, and sp_hub_rec.sse is its whole frame. */
+bool sp_hub_sub_single(const sp_hub_sub *sub);
+/* Appends the subscription's resume point as text, as it will be once
+ * `pending` (a peeked event, or NULL) is consumed: "P-O" per partition that
+ * has moved past offset 0, comma-separated, in partition order (empty when
+ * none has). Parsed back by sp_hub_cursor_parse. */
+void sp_hub_sub_cursor(const sp_hub_sub *sub, const sp_hub_event *pending, sp_buf *out);
+/* Records queued plus records known to exist that catch-up has not read
+ * yet: how far behind the subscriber is. */
+uint64_t sp_hub_sub_lag(const sp_hub_sub *sub);
+
+/* Parses a resume point: "P-O" (a record id: resume after it) or several
+ * comma-separated, each partition at most once. Stores up to `cap`
+ * positions with next = O + 1. Returns the count, or -EINVAL (bad syntax,
+ * repeated partition, more than `cap`). Pure: no allocation. */
+int sp_hub_cursor_parse(sp_slice text, sp_hub_pos *out, size_t cap);
+
+/* Live subscriptions to `topic` on every loop (0 when it does not exist). */
+unsigned sp_hub_topic_subscribers(sp_hub *hub, const char *topic);
+
+/* Appends the Prometheus text exposition of the subscription figures
+ * (summed over every loop) to out. Safe on any loop while others run. */
+void sp_hub_metrics(sp_hub *hub, sp_buf *out);
 
 #endif
