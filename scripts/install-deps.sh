@@ -10,7 +10,8 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-de
   libhiredis-dev libfyaml-dev libcmocka-dev)
 TEST_PKGS=(python3 python3-pytest python3-httpx python3-websockets kcat
   redis-server redis-tools e2fsprogs util-linux procps)
-BENCH_PKGS=(wrk nginx-light libnginx-mod-nchan)
+BENCH_PKGS=(wrk nginx-light libnginx-mod-nchan curl python3-fastapi python3-uvicorn
+  python3-uvloop python3-httptools python3-confluent-kafka)
 
 want=("${BUILD_PKGS[@]}")
 case "${1:-all}" in

@@ -56,6 +56,13 @@ static const route_doc docs[] = {
       NULL, R("404", "No such topic") },
     { "GET", "/v1/topics/{t}/latest", "records", "Newest records first, from memory",
       P_TOPIC "," Q("limit", "integer", "default 10"), NULL, R("404", "No such topic") },
+    { "GET", "/v1/topics/{t}/stream", "streams",
+      "Server-Sent Events: records as they become durable; resume with Last-Event-ID or from",
+      P_TOPIC "," Q("from", "string", "latest (default), earliest, an offset, time:<ms>, or an event id/cursor to resume after") ","
+          Q("from_time", "integer", "ms since the epoch") "," Q("partition", "integer", "one partition (default all)") ","
+          Q("policy", "string", "disconnect (default) or skip"),
+      NULL, R("404", "No such topic") "," R("422", "Bad from, partition, policy or Last-Event-ID") },
+    { "GET", "/debug/sleep", "ops", "Block the loop for ?ms= (debug.routes only)", NULL, NULL, NULL },
     { "GET", "/latest-news", "demo", "The 10 newest articles (seed-compatible)", NULL, NULL, NULL },
     { "POST", "/items", "demo", "Validate an Item and append it to `items` (seed-compatible)",
       Q("ack", "string", "durable (default) or none"),

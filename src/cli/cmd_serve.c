@@ -230,6 +230,8 @@ static void api_options_from(const sp_config *cfg, sp_api_options *o)
     o->max_batch_records = (size_t)cfg->max_batch_records;
     o->max_read_records = (size_t)cfg->max_read_records;
     o->max_json_depth = (unsigned)cfg->max_json_depth;
+    o->sse_keepalive_ms = (uint64_t)cfg->sse_keepalive_ms;
+    o->sse_retry_ms = (uint64_t)cfg->sse_retry_ms;
     o->news_topic = cfg->news_topic && cfg->news_topic[0] ? cfg->news_topic : NULL;
     o->items_topic = cfg->items_topic && cfg->items_topic[0] ? cfg->items_topic : NULL;
 }
@@ -278,6 +280,8 @@ static int open_backend(const sp_config *cfg, server_parts *p)
     sp_hub_options_default(&ho);
     ho.schema_ops = &sp_api_schema_ops;
     ho.latest_n = (size_t)cfg->latest_n;
+    ho.sub_queue_records = (size_t)cfg->sub_queue_records;
+    ho.sub_queue_bytes = (size_t)cfg->sub_queue_bytes;
     rc = sp_hub_new(p->store, cfg->data_dir, &ho, &p->hub, err, sizeof err);
     if (rc != 0) {
         SP_LOG_ERROR("cannot start the hub", SP_LF_STR("error", err[0] ? err : strerror(-rc)));

@@ -77,6 +77,9 @@ typedef struct sp_config {
     int64_t max_read_records;   /* api.max_read_records, 10000 per history page */
     int64_t max_json_depth;     /* api.max_json_depth, 64 */
     int64_t sse_keepalive_ms;   /* api.sse_keepalive, 15s */
+    int64_t sse_retry_ms;       /* api.sse_retry, 3s: the reconnect delay told to EventSource */
+    int64_t sub_queue_records;  /* hub.subscriber_queue_records, 8192 per subscriber */
+    int64_t sub_queue_bytes;    /* hub.subscriber_queue_bytes, 2 MiB per subscriber */
     int64_t latest_n;           /* hub.latest_n, 100 newest records cached per topic */
     char *news_topic;           /* demo.news_topic, "latest-news" ("" disables GET /latest-news) */
     char *items_topic;          /* demo.items_topic, "items" ("" disables POST /items) */

@@ -125,7 +125,9 @@ const char *sp_http_status_text(int status);
 typedef sp_http_req sp_http_stream;
 
 enum sp_http_stream_event {
-    SP_HTTP_STREAM_DRAIN = 1,  /* queued bytes all written: write more */
+    SP_HTTP_STREAM_DRAIN = 1,  /* queued bytes all written: write more. Fires only when
+                                * a write had to wait for the socket: a flush that
+                                * writes everything at once does not announce it */
     SP_HTTP_STREAM_CLOSED = 2, /* the client left or the server closed it:
                                 * the stream is gone once the callback returns */
     SP_HTTP_STREAM_SHUTDOWN = 3, /* the server is draining: say goodbye and end
@@ -146,8 +148,9 @@ int sp_http_stream_write(sp_http_stream *s, sp_slice data, size_t limit);
 size_t sp_http_stream_queued(const sp_http_stream *s);
 /* Writes what is queued now (writes are otherwise coalesced per read). */
 void sp_http_stream_flush(sp_http_stream *s);
-/* Ends the stream: what is queued is written, then the connection closes.
- * No event fires after this; the stream is gone. */
+/* Ends the stream: what is queued is written (within http.header_timeout,
+ * however slow the peer), then the connection closes. No event fires after
+ * this; the stream is gone. */
 void sp_http_stream_end(sp_http_stream *s);
 
 /* ---- router -------------------------------------------------------------- */

@@ -39,7 +39,9 @@
 #include "core/log.h"
 #include "http/http_int.h"
 
-enum { T_NONE = 0, T_HEADER, T_BODY, T_KEEPALIVE, T_LINGER };
+/* T_FLUSH: the last response is queued but the peer is slow to take it;
+ * T_LINGER: written and half-closed, discarding input until EOF. */
+enum { T_NONE = 0, T_HEADER, T_BODY, T_KEEPALIVE, T_FLUSH, T_LINGER };
 
 #define LINGER_MS 2000
 #define LISTEN_BACKLOG 4096
@@ -415,7 +417,10 @@ void sp__http_conn_after_response(sp_http_conn *c)
     if (c->q_head == NULL && !sp__http_parser_mid_request(&c->parser)) {
         if (c->draining && !c->close_after_flush)
             c->close_after_flush = true;
-        set_deadline(c, T_KEEPALIVE, c->w->srv->opts.limits.keepalive_timeout_ms);
+        if (!c->close_after_flush)
+            set_deadline(c, T_KEEPALIVE, c->w->srv->opts.limits.keepalive_timeout_ms);
+        else if (c->tkind != T_LINGER) /* a peer that stops reading cannot hold it open */
+            set_deadline(c, T_FLUSH, c->w->srv->opts.limits.header_timeout_ms);
     }
     if (!c->in_feed) {
         sp__http_conn_flush(c);

@@ -271,8 +271,14 @@ static void ring_push(sp__hub_ring *r, sp_hub_rec *rec, size_t latest_n)
 int sp_hub_latest(sp_hub *hub, sp_loop *loop, const char *topic, size_t limit,
                   const sp_hub_rec **out)
 {
+    /* This loop's cache learns of creates and deletes by message; in the
+     * moment between a create or delete on another thread and that message,
+     * the registry (one read lock) has the truth. */
     sp__hub_ring *r = sp__hub_ring_find(&hub->locals[loop->index], topic);
     if (!r)
+        return sp_hub_topic_exists(hub, topic) ? 0 : -ENOENT;
+    if (atomic_load_explicit(&hub->drops_pending, memory_order_acquire) &&
+        !sp_hub_topic_exists(hub, topic))
         return -ENOENT;
     size_t n = limit < r->count ? limit : r->count;
     size_t cap = hub->opts.latest_n;
@@ -295,6 +301,8 @@ static void batch_done(batch *b)
 {
     if (atomic_fetch_sub(&b->pending, 1) != 1)
         return;
+    if (b->kind == B_DROP)
+        atomic_fetch_sub(&b->hub->drops_pending, 1);
     for (size_t i = 0; i < b->n; i++)
         sp_hub_rec_unref(b->recs[i]);
     free(b->topic);
@@ -332,6 +340,8 @@ static batch *batch_new(sp_hub *hub, const char *topic, int kind, size_t n)
     b->topic = sp_xstrdup(topic);
     b->kind = kind;
     b->n = n;
+    if (kind == B_DROP)
+        atomic_fetch_add(&hub->drops_pending, 1);
     return b;
 }
 
@@ -604,13 +614,17 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
 
 int sp_hub_topic_delete(sp_hub *hub, const char *name)
 {
+    atomic_fetch_add(&hub->drops_pending, 1); /* from before the registry forgets it */
     sp__hub_topic *t = registry_remove(hub, name);
-    if (!t)
+    if (!t) {
+        atomic_fetch_sub(&hub->drops_pending, 1);
         return -ENOENT;
+    }
     if (t->watch)
         sp_store_watch_remove(hub->store, t->watch);
     t->watch = NULL;
     broadcast(hub, batch_new(hub, name, B_DROP, 0));
+    atomic_fetch_sub(&hub->drops_pending, 1); /* the batch holds its own count now */
     int rc = sp_store_topic_delete(hub->store, name);
     char path[4096];
     if (schema_path(hub, name, path, sizeof path) == 0)

@@ -70,6 +70,10 @@ struct sp_hub {
     unsigned nloops;
     sp__hub_local *locals; /* one per loop, touched only on that loop */
     atomic_ullong produce_failures, records_delivered;
+    /* Topic drops posted to the loops and not yet applied by all of them:
+     * while non-zero, a loop's cache may still hold a deleted topic, so
+     * sp_hub_latest double-checks the registry. */
+    atomic_uint drops_pending;
 };
 
 /* hub.c */

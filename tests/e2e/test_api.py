@@ -720,10 +720,6 @@ def req(method, path, body=None):
     return method, head.encode() + b"\r\n" + b
 
 
-@pytest.mark.xfail(reason="BUG: GET /v1/topics/{t}/latest answers 404 'Topic not found' right after "
-                          "POST /v1/topics answered 201: the hub tells each loop's cache about a new topic "
-                          "through an asynchronous B_ADD message (hub.c sp_hub_topic_create -> broadcast), "
-                          "and sp_hub_latest returns -ENOENT until it arrives", strict=True)
 def test_latest_right_after_create(api):
     for i in range(10):
         t = "l-race-%d" % i
@@ -733,9 +729,6 @@ def test_latest_right_after_create(api):
         assert (latest.status, latest.json()) == (200, []), (t, latest)
 
 
-@pytest.mark.xfail(reason="BUG: GET /v1/topics/{t}/latest still answers 200 with the deleted topic's records "
-                          "right after DELETE /v1/topics/{t} answered 204 (asynchronous B_DROP to each loop); "
-                          "expected 404", strict=True)
 def test_latest_right_after_delete(api):
     for i in range(10):
         t = "l-gone-%d" % i

@@ -1,0 +1,93 @@
+# bench/lib-ref.sh - helpers for the side-by-side benchmarks against peers
+# (bench/vs-reference.sh, bench/produce-vs-redis.sh). Sourced, after
+# bench/lib.sh (process CPU ticks, ports, WRKSUM parsing).
+#
+# Every process a script starts goes through ref_spawn, which remembers its
+# pid; ref_cleanup (installed as the EXIT trap by ref_init) stops them in
+# reverse start order (SIGTERM, then SIGKILL after REF_STOP_WAIT seconds) and
+# removes the scratch directory. Only pids we started are signalled.
+
+REF_PIDS=()
+REF_STOP_WAIT=${REF_STOP_WAIT:-8}
+ref_rundir=
+
+# ref_init NAME: scratch directory in $ref_rundir and the exit trap.
+ref_init() {
+    ref_rundir=$(mktemp -d "${TMPDIR:-/tmp}/spate-$1.XXXXXX")
+    trap ref_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+ref_die() {
+    echo "${0##*/}: $*" >&2
+    exit 1
+}
+
+# ref_stop PID: SIGTERM, wait up to REF_STOP_WAIT s, then SIGKILL.
+ref_stop() {
+    local pid=$1 i
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 $((REF_STOP_WAIT * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+ref_cleanup() {
+    local i
+    for ((i = ${#REF_PIDS[@]} - 1; i >= 0; i--)); do
+        ref_stop "${REF_PIDS[$i]}"
+    done
+    REF_PIDS=()
+    [ -n "$ref_rundir" ] && rm -rf "$ref_rundir"
+    ref_rundir=
+}
+
+# ref_spawn LOGFILE CMD...: runs CMD in the background (stdout+stderr to
+# LOGFILE), remembers its pid in REF_PIDS and in $ref_last_pid.
+ref_spawn() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 &
+    ref_last_pid=$!
+    REF_PIDS+=("$ref_last_pid")
+}
+
+# ref_start_spate CPU DATADIR [--set k=v ...]: spate serve on 127.0.0.1, any
+# free port, one I/O thread, pinned to CPU; sets spate_pid and spate_port.
+ref_start_spate() {
+    local cpu=$1 data=$2 log i port=
+    shift 2
+    log="$ref_rundir/spate.$RANDOM.log"
+    ref_spawn "$log" taskset -c "$cpu" "$SPATE_BIN" serve --host 127.0.0.1 --port 0 --threads 1 \
+        --data-dir "$data" --set http.max_requests_per_connection=1000000 "$@"
+    spate_pid=$ref_last_pid
+    for i in $(seq 1 100); do
+        port=$(grep -o '"port":[0-9]*' "$log" 2>/dev/null | head -1 | cut -d: -f2 || true)
+        [ -n "$port" ] && break
+        kill -0 "$spate_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$port" ] || ref_die "spate did not start: $(cat "$log")"
+    bench_wait_port "$port" || ref_die "spate is not accepting on $port"
+    spate_port=$port
+    spate_log=$log
+}
+
+# ref_ratio A B: A/B with two decimals, "-" when B is 0.
+ref_ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'
+}
+
+# ref_cpu_us TICKS COUNT: CPU microseconds per item from clock ticks.
+ref_cpu_us() {
+    awk -v d="$1" -v hz="$BENCH_CLK_TCK" -v n="$2" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }'
+}
+
+# ref_machine: one line about the machine and its current load.
+ref_machine() {
+    echo "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
