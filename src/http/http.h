@@ -140,6 +140,21 @@ typedef void (*sp_http_stream_event_fn)(sp_http_stream *s, int event, void *arg)
  * the stream's events. Returns the stream. */
 sp_http_stream *sp_http_stream_start(sp_http_req *req, int status, const sp_http_header *headers,
                                      size_t nheaders, sp_http_stream_event_fn fn, void *arg);
+/* Switches protocols (WebSocket): sends `101 Switching Protocols` with
+ * `headers` (the caller supplies Upgrade, Connection and the handshake
+ * headers) and turns the request into a stream whose input is handed to
+ * `data_fn` as it arrives, including bytes the client sent right after its
+ * handshake. Writes, flush, end and the events are those of a stream; no
+ * HTTP timeout applies any more (the protocol keeps its own). Only for a
+ * request whose Upgrade header the caller has checked. */
+typedef void (*sp_http_stream_data_fn)(sp_http_stream *s, const char *data, size_t len, void *arg);
+sp_http_stream *sp_http_upgrade(sp_http_req *req, const sp_http_header *headers, size_t nheaders,
+                                sp_http_stream_event_fn fn, sp_http_stream_data_fn data_fn,
+                                void *arg);
+/* Stops (true) or restarts reading an upgraded stream's input: a producer
+ * that outruns the backend is paused, not buffered. */
+void sp_http_stream_pause_reading(sp_http_stream *s, bool pause);
+
 /* Queues bytes (copied). Returns 0; -EAGAIN when the bytes already queued
  * plus these would pass `limit` (nothing is queued: the caller applies its
  * slow-client policy); -EPIPE when the connection is closing. */

@@ -35,6 +35,7 @@ struct sp_http_req {
     bool is_upgrade;
     bool streaming;      /* turned into a stream: stays at the queue head until it ends */
     sp_http_stream_event_fn stream_fn;
+    sp_http_stream_data_fn data_fn; /* upgraded: input goes here */
     void *stream_arg;
     int status;
     unsigned route_idx;
@@ -199,6 +200,7 @@ struct sp_http_conn {
     bool writing, reading, closing, close_after_flush, eof;
     bool in_feed;       /* inside the parser: responses wait for the read's flush */
     bool stop_input;    /* no more requests wanted (error, upgrade, half-close) */
+    bool read_paused;   /* an upgraded stream's owner paused its input */
     bool draining;      /* server shutdown: answer what's in flight, then close */
     sp_http_req *stream; /* the streaming response this connection carries, if any */
 };
@@ -254,6 +256,8 @@ void sp__http_worker_update_date(sp_http_worker *w);
 /* Writes a streaming head: no Content-Length, Connection: close. */
 void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, int status,
                                 const sp_http_header *headers, size_t nheaders);
+/* Hands input to an upgraded stream; false when there is none. */
+bool sp__http_stream_input(sp_http_conn *c, const char *data, size_t len);
 
 /* stream.c */
 void sp__http_stream_closed(sp_http_conn *c);
@@ -261,6 +265,7 @@ void sp__http_stream_drained(sp_http_conn *c);
 
 /* server.c */
 void sp__http_conn_keep_reading(sp_http_conn *c);
+void sp__http_conn_stop_reading(sp_http_conn *c);
 void sp__http_conn_close(sp_http_conn *c);
 void sp__http_conn_unref(sp_http_conn *c);
 void sp__http_req_release(sp_http_worker *w, sp_http_req *req);

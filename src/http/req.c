@@ -46,6 +46,7 @@ void sp__http_req_clear(sp_http_req *req)
     req->keepalive = req->expect_continue = req->responded = false;
     req->close_after = req->is_upgrade = req->streaming = false;
     req->stream_fn = NULL;
+    req->data_fn = NULL;
     req->stream_arg = NULL;
     req->status = 0;
     req->route_idx = 0;

@@ -120,7 +120,7 @@ void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, 
     sp__http_worker_update_date(w);
     sp_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: ", status, sp_http_status_text(status));
     sp_buf_append(b, w->date, 29);
-    sp_buf_append_cstr(b, "\r\nServer: spate\r\nConnection: close\r\n");
+    sp_buf_append_cstr(b, status == 101 ? "\r\nServer: spate\r\n" : "\r\nServer: spate\r\nConnection: close\r\n");
     if (req->request_id.len) {
         sp_buf_append(b, "X-Request-Id: ", 14);
         sp_buf_append_slice(b, req->request_id);

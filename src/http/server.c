@@ -72,6 +72,7 @@ void sp_http_options_default(sp_http_options *o)
 
 static void worker_stop(sp_http_worker *w);
 static void start_reading(sp_http_conn *c);
+static void stop_reading(sp_http_conn *c);
 
 /* ---- requests: pooled per worker ---------------------------------------- */
 
@@ -290,7 +291,13 @@ static void start_reading(sp_http_conn *c)
 /* A stream keeps reading (and discarding) to notice the client leaving. */
 void sp__http_conn_keep_reading(sp_http_conn *c)
 {
-    start_reading(c);
+    if (!c->read_paused)
+        start_reading(c);
+}
+
+void sp__http_conn_stop_reading(sp_http_conn *c)
+{
+    stop_reading(c);
 }
 
 static void stop_reading(sp_http_conn *c)
@@ -346,6 +353,11 @@ static size_t feed(sp_http_conn *c, const char *data, size_t len)
     if (rc == SP_HTTP_FEED_OK)
         return len;
     if (rc == SP_HTTP_FEED_PAUSED) {
+        if (c->stream && c->stream->data_fn) { /* upgraded: the rest is the new protocol's */
+            c->stop_input = true;
+            sp__http_stream_input(c, data + used, len - used);
+            return len;
+        }
         if (c->parser.upgrade) { /* nothing after an Upgrade head is HTTP */
             c->stop_input = true;
             return len;
@@ -373,6 +385,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     SP_STAT_ADD(c->w->stats.bytes_in, (uint64_t)nread);
+    if (c->stream && c->stream->data_fn && c->tkind != T_LINGER) {
+        c->refs++;
+        sp__http_stream_input(c, buf->base, (size_t)nread);
+        if (!c->closing)
+            sp__http_conn_flush(c);
+        sp__http_conn_unref(c);
+        return;
+    }
     if (c->tkind == T_LINGER || c->stop_input)
         return; /* discard */
     c->refs++; /* a handler may close the connection under us */

@@ -34,6 +34,34 @@ sp_http_stream *sp_http_stream_start(sp_http_req *req, int status, const sp_http
     return req;
 }
 
+sp_http_stream *sp_http_upgrade(sp_http_req *req, const sp_http_header *headers, size_t nheaders,
+                                sp_http_stream_event_fn fn, sp_http_stream_data_fn data_fn,
+                                void *arg)
+{
+    req->data_fn = data_fn;
+    return sp_http_stream_start(req, 101, headers, nheaders, fn, arg);
+}
+
+bool sp__http_stream_input(sp_http_conn *c, const char *data, size_t len)
+{
+    sp_http_req *s = c->stream;
+    if (!s || !s->data_fn || c->closing)
+        return false;
+    if (len)
+        s->data_fn(s, data, len, s->stream_arg);
+    return true;
+}
+
+void sp_http_stream_pause_reading(sp_http_stream *s, bool pause)
+{
+    sp_http_conn *c = s->conn;
+    c->read_paused = pause;
+    if (!pause)
+        sp__http_conn_keep_reading(c);
+    else
+        sp__http_conn_stop_reading(c);
+}
+
 int sp_http_stream_write(sp_http_stream *s, sp_slice data, size_t limit)
 {
     sp_http_conn *c = s->conn;

@@ -72,6 +72,30 @@ static void handle_stream(sp_http_req *req, void *udata)
     uv_timer_start(&t->timer, tick, 5, 5);
 }
 
+/* An upgraded echo: what the client sends comes back. */
+static void echo_event(sp_http_stream *s, int ev, void *arg)
+{
+    (void)arg;
+    if (ev == SP_HTTP_STREAM_SHUTDOWN)
+        sp_http_stream_end(s);
+}
+
+static void echo_data(sp_http_stream *s, const char *data, size_t len, void *arg)
+{
+    (void)arg;
+    assert_int_equal(sp_http_stream_write(s, sp_slice_make(data, len), 1 << 20), 0);
+    if (len >= 3 && memcmp(data + len - 3, "bye", 3) == 0)
+        sp_http_stream_end(s);
+}
+
+static void handle_echo(sp_http_req *req, void *udata)
+{
+    (void)udata;
+    static const sp_http_header h[] = { { { "Upgrade", 7 }, { "echo", 4 } },
+                                        { { "Connection", 10 }, { "Upgrade", 7 } } };
+    sp_http_upgrade(req, h, 2, echo_event, echo_data, NULL);
+}
+
 static int connect_to(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -98,6 +122,7 @@ static void test_stream(void **state)
     sp_router *r = sp_router_new();
     assert_int_equal(sp_router_add(r, SP_HTTP_GET, "/three", handle_stream, &three), 0);
     assert_int_equal(sp_router_add(r, SP_HTTP_GET, "/forever", handle_stream, &forever), 0);
+    assert_int_equal(sp_router_add(r, SP_HTTP_GET, "/echo", handle_echo, NULL), 0);
     sp_http_options o;
     sp_http_options_default(&o);
     o.port = 0;
@@ -119,6 +144,19 @@ static void test_stream(void **state)
     assert_null(strstr(buf, "Content-Length"));
     assert_non_null(strstr(buf, "data: 3\n\ndata: 2\n\ndata: 1\n\n"));
     assert_null(strstr(buf + 20, "HTTP/1.1")); /* nothing answered after a stream */
+
+    /* Upgrade: bytes sent right behind the handshake reach the new protocol. */
+    fd = connect_to(sp_http_server_port(srv));
+    const char up[] = "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello ";
+    assert_int_equal(write(fd, up, sizeof up - 1), (ssize_t)sizeof up - 1);
+    usleep(20000);
+    assert_int_equal(write(fd, "world bye", 9), 9);
+    read_all(fd, buf, sizeof buf);
+    close(fd);
+    assert_non_null(strstr(buf, "HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_non_null(strstr(buf, "Upgrade: echo\r\n"));
+    assert_null(strstr(buf, "Connection: close"));
+    assert_non_null(strstr(buf, "\r\n\r\nhello world bye"));
 
     /* A client that leaves: the owner hears CLOSED. */
     fd = connect_to(sp_http_server_port(srv));
