@@ -65,6 +65,27 @@ void sp__http_worker_update_date(sp_http_worker *w)
     }
 }
 
+static void put_request_id(sp_buf *b, const sp_http_req *req)
+{
+    if (req->request_id.len) {
+        sp_buf_append(b, "X-Request-Id: ", 14);
+        sp_buf_append_slice(b, req->request_id);
+        sp_buf_append(b, "\r\n", 2);
+    }
+}
+
+/* The caller's headers and the blank line that ends the head. */
+static void put_headers_end(sp_buf *b, const sp_http_header *headers, size_t nheaders)
+{
+    for (size_t i = 0; i < nheaders; i++) {
+        sp_buf_append_slice(b, headers[i].name);
+        sp_buf_append(b, ": ", 2);
+        sp_buf_append_slice(b, headers[i].value);
+        sp_buf_append(b, "\r\n", 2);
+    }
+    sp_buf_append(b, "\r\n", 2);
+}
+
 static bool status_has_body(int status)
 {
     return !(status == 204 || status == 304 || (status >= 100 && status < 200));
@@ -94,22 +115,12 @@ void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int
         sp_buf_append(b, num, sp_u64_to_dec(body.len, num));
         sp_buf_append(b, "\r\n", 2);
     }
-    if (req->request_id.len) {
-        sp_buf_append(b, "X-Request-Id: ", 14);
-        sp_buf_append_slice(b, req->request_id);
-        sp_buf_append(b, "\r\n", 2);
-    }
+    put_request_id(b, req);
     if (!keepalive)
         sp_buf_append(b, "Connection: close\r\n", 19);
     else if (req->http_minor == 0)
         sp_buf_append(b, "Connection: keep-alive\r\n", 24);
-    for (size_t i = 0; i < nheaders; i++) {
-        sp_buf_append_slice(b, headers[i].name);
-        sp_buf_append(b, ": ", 2);
-        sp_buf_append_slice(b, headers[i].value);
-        sp_buf_append(b, "\r\n", 2);
-    }
-    sp_buf_append(b, "\r\n", 2);
+    put_headers_end(b, headers, nheaders);
     if (with_body && req->method != SP_HTTP_HEAD)
         sp_buf_append_slice(b, body);
 }
@@ -121,18 +132,8 @@ void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, 
     sp_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: ", status, sp_http_status_text(status));
     sp_buf_append(b, w->date, 29);
     sp_buf_append_cstr(b, status == 101 ? "\r\nServer: spate\r\n" : "\r\nServer: spate\r\nConnection: close\r\n");
-    if (req->request_id.len) {
-        sp_buf_append(b, "X-Request-Id: ", 14);
-        sp_buf_append_slice(b, req->request_id);
-        sp_buf_append(b, "\r\n", 2);
-    }
-    for (size_t i = 0; i < nheaders; i++) {
-        sp_buf_append_slice(b, headers[i].name);
-        sp_buf_append(b, ": ", 2);
-        sp_buf_append_slice(b, headers[i].value);
-        sp_buf_append(b, "\r\n", 2);
-    }
-    sp_buf_append(b, "\r\n", 2);
+    put_request_id(b, req);
+    put_headers_end(b, headers, nheaders);
 }
 
 static bool keep_alive(const sp_http_conn *c, const sp_http_req *req)

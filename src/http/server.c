@@ -208,6 +208,18 @@ static void linger_close(sp_http_conn *c)
 
 /* ---- writing -------------------------------------------------------------- */
 
+/* After a read or a write: write what is queued, take more input if the
+ * backlog allows, and tell a stream that its output drained. */
+static void after_io(sp_http_conn *c)
+{
+    if (c->closing)
+        return;
+    sp__http_conn_flush(c);
+    sp__http_conn_maybe_resume(c);
+    if (c->stream && !c->writing && c->out.len == 0)
+        sp__http_stream_drained(c);
+}
+
 static void on_write(uv_write_t *wr, int status)
 {
     sp_http_conn *c = wr->data;
@@ -217,12 +229,7 @@ static void on_write(uv_write_t *wr, int status)
     sp_buf_reset(&c->wbuf);
     if (status < 0 && !c->closing)
         sp__http_conn_close(c);
-    if (!c->closing) {
-        sp__http_conn_flush(c);
-        sp__http_conn_maybe_resume(c);
-        if (c->stream && !c->writing && c->out.len == 0)
-            sp__http_stream_drained(c);
-    }
+    after_io(c);
     sp__http_conn_unref(c);
 }
 
@@ -401,12 +408,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         sp_buf_append(&c->pending, buf->base + used, (size_t)nread - used);
         stop_reading(c);
     }
-    if (!c->closing) {
-        sp__http_conn_flush(c);
-        sp__http_conn_maybe_resume(c);
-        if (c->stream && !c->writing && c->out.len == 0)
-            sp__http_stream_drained(c);
-    }
+    after_io(c);
     sp__http_conn_unref(c);
 }
 
