@@ -4,5 +4,6 @@
 
 int sp_cli_produce(int argc, char **argv);
 int sp_cli_consume(int argc, char **argv);
+int sp_cli_topics(int argc, char **argv);
 
 #endif

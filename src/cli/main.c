@@ -20,6 +20,7 @@ static void usage(FILE *out)
           "  serve     run the server (default: the news demo on 127.0.0.1:8000)\n"
           "  produce   stream records into a topic (NDJSON or --demo news|ticks|logs)\n"
           "  consume   print a topic's records as NDJSON\n"
+          "  topics    list, create, describe and delete topics\n"
 #ifdef HAVE_CMD_LOG
           "  log       inspect an embedded log offline (verify, dump)\n"
 #endif
@@ -38,6 +39,10 @@ static int help(const char *cmd)
     if (strcmp(cmd, "serve") == 0) {
         sp_cli_serve_help();
         return 0;
+    }
+    if (strcmp(cmd, "topics") == 0) {
+        char *argv[] = { "topics", "--help", NULL };
+        return sp_cli_topics(2, argv);
     }
     if (strcmp(cmd, "produce") == 0 || strcmp(cmd, "consume") == 0) {
         char *argv[] = { (char *)cmd, "--help", NULL };
@@ -74,6 +79,8 @@ int main(int argc, char **argv)
         return sp_cli_produce(argc - 1, argv + 1);
     if (strcmp(cmd, "consume") == 0)
         return sp_cli_consume(argc - 1, argv + 1);
+    if (strcmp(cmd, "topics") == 0)
+        return sp_cli_topics(argc - 1, argv + 1);
 #ifdef HAVE_CMD_LOG
     if (strcmp(cmd, "log") == 0)
         return sp_cli_log(argc - 1, argv + 1);
