@@ -8,6 +8,7 @@
 
 #include <llhttp.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
 
 #include "http/http.h"
 
@@ -213,6 +214,9 @@ struct sp_http_worker {
     uv_timer_t drain_timer;
     int listen_fd;
     int spare_fd; /* given up to shed a connection when out of descriptors */
+    unsigned shed_failures; /* EMFILE callbacks in a row that drained nothing */
+    bool listener_closed;   /* paused listener's handle finished closing */
+    uv_timer_t relisten_timer;
     bool listening, draining, stopped;
     uint64_t lag_expect_ns;
     sp_http_conn *conns;
@@ -231,6 +235,7 @@ struct sp_http_worker {
 
 struct sp_http_server {
     sp_http_options opts;
+    struct sockaddr_storage addr; /* resolved listen address (port from opts) */
     char *host;
     int port;
     sp_router *router;

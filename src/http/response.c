@@ -91,6 +91,17 @@ static bool status_has_body(int status)
     return !(status == 204 || status == 304 || (status >= 100 && status < 200));
 }
 
+/* Appends n bytes at *p; the caller reserved room for all of them. */
+static inline void put(char **p, const void *src, size_t n)
+{
+    if (n) { /* memcpy from a NULL base is undefined even for 0 bytes */
+        memcpy(*p, src, n);
+        *p += n;
+    }
+}
+
+/* The hot path: one reservation for the whole response, then plain copies
+ * (the callers' buffers are unlimited, so the reservation cannot fail). */
 void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int status,
                              const sp_http_header *headers, size_t nheaders, sp_slice body,
                              bool keepalive)
@@ -98,31 +109,51 @@ void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int
     char num[24];
     sp__http_worker_update_date(w);
     bool with_body = status_has_body(status);
+    bool send_body = with_body && req->method != SP_HTTP_HEAD;
     const char *text = sp_http_status_text(status);
-    sp_buf_reserve(b, 160 + body.len + req->request_id.len);
-    sp_buf_append(b, "HTTP/1.1 ", 9);
-    num[0] = (char)('0' + status / 100);
-    num[1] = (char)('0' + status / 10 % 10);
-    num[2] = (char)('0' + status % 10);
-    num[3] = ' ';
-    sp_buf_append(b, num, 4);
-    sp_buf_append_cstr(b, text);
-    sp_buf_append(b, "\r\nDate: ", 8);
-    sp_buf_append(b, w->date, 29);
-    sp_buf_append(b, "\r\nServer: spate\r\n", 17);
+    size_t text_len = strlen(text);
+    size_t clen = with_body ? sp_u64_to_dec(body.len, num) : 0;
+    size_t need = 9 + 4 + text_len + 8 + 29 + 17 + (with_body ? 16 + clen + 2 : 0) +
+                  (req->request_id.len ? 14 + req->request_id.len + 2 : 0) + 24 + 2 +
+                  (send_body ? body.len : 0);
+    for (size_t i = 0; i < nheaders; i++)
+        need += headers[i].name.len + headers[i].value.len + 4;
+    if (sp_buf_reserve(b, need) != 0)
+        return;
+    char *p = b->base + b->len;
+    char code[4] = { (char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                     (char)('0' + status % 10), ' ' };
+    put(&p, "HTTP/1.1 ", 9);
+    put(&p, code, 4);
+    put(&p, text, text_len);
+    put(&p, "\r\nDate: ", 8);
+    put(&p, w->date, 29);
+    put(&p, "\r\nServer: spate\r\n", 17);
     if (with_body) {
-        sp_buf_append(b, "Content-Length: ", 16);
-        sp_buf_append(b, num, sp_u64_to_dec(body.len, num));
-        sp_buf_append(b, "\r\n", 2);
+        put(&p, "Content-Length: ", 16);
+        put(&p, num, clen);
+        put(&p, "\r\n", 2);
     }
-    put_request_id(b, req);
+    if (req->request_id.len) {
+        put(&p, "X-Request-Id: ", 14);
+        put(&p, req->request_id.base, req->request_id.len);
+        put(&p, "\r\n", 2);
+    }
     if (!keepalive)
-        sp_buf_append(b, "Connection: close\r\n", 19);
+        put(&p, "Connection: close\r\n", 19);
     else if (req->http_minor == 0)
-        sp_buf_append(b, "Connection: keep-alive\r\n", 24);
-    put_headers_end(b, headers, nheaders);
-    if (with_body && req->method != SP_HTTP_HEAD)
-        sp_buf_append_slice(b, body);
+        put(&p, "Connection: keep-alive\r\n", 24);
+    for (size_t i = 0; i < nheaders; i++) {
+        put(&p, headers[i].name.base, headers[i].name.len);
+        put(&p, ": ", 2);
+        put(&p, headers[i].value.base, headers[i].value.len);
+        put(&p, "\r\n", 2);
+    }
+    put(&p, "\r\n", 2);
+    if (send_body)
+        put(&p, body.base, body.len);
+    b->len = (size_t)(p - b->base);
+    b->base[b->len] = '\0';
 }
 
 void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, int status,

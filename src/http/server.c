@@ -72,6 +72,8 @@ void sp_http_options_default(sp_http_options *o)
 
 static void worker_stop(sp_http_worker *w);
 static void start_reading(sp_http_conn *c);
+static void on_relisten(uv_timer_t *t);
+static int bind_listener(const struct sockaddr_storage *ss, int *port_io);
 static void stop_reading(sp_http_conn *c);
 
 /* ---- requests: pooled per worker ---------------------------------------- */
@@ -555,7 +557,7 @@ static void allow_header(unsigned allow, char *out, size_t cap)
 
 static void run_handler(sp_http_worker *w, const sp__route *rt, sp_http_req *req)
 {
-    uint64_t t0 = uv_hrtime();
+    uint64_t t0 = req->start_ns; /* taken in hook_request just before dispatch */
     rt->fn(req, rt->udata); /* req may be gone when this returns */
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     if (ms >= w->srv->opts.slow_handler_ms) {
@@ -653,7 +655,7 @@ static void reject_busy(sp_http_worker *w)
  * another worker may hold). Each worker keeps a spare fd: give it up,
  * accept the waiting connection and close it at once, take the spare back.
  * So every call drains the backlog by one and libuv's accept loop ends. */
-static void shed_pending(sp_http_worker *w)
+static bool shed_pending(sp_http_worker *w)
 {
     if (w->spare_fd >= 0)
         close(w->spare_fd);
@@ -661,6 +663,59 @@ static void shed_pending(sp_http_worker *w)
     if (fd >= 0)
         close(fd);
     w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 || errno == EAGAIN;
+}
+
+/* ---- listener pause: the way out of an accept storm ---------------------- */
+
+#define RELISTEN_MS 100
+#define SHED_FAILURES_MAX 8
+
+static void on_connection(uv_stream_t *server, int status);
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    sp_http_worker *w = h->data;
+    w->listener_closed = true;
+}
+
+/* Another worker can take the descriptor our spare freed, so shedding can
+ * fail and libuv would call us again forever. Closing the listener is the
+ * only way out of its accept loop; the kernel sends new connections to the
+ * other workers' sockets meanwhile, and a timer opens ours again. */
+static void pause_listener(sp_http_worker *w)
+{
+    SP_LOG_ERROR("out of file descriptors: this worker stops accepting for a moment",
+                 SP_LF_INT("loop", w->loop->index) SP_LF_INT("retry_ms", RELISTEN_MS));
+    w->listening = false;
+    w->listen_fd = -1; /* closed with the handle */
+    uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    uv_timer_start(&w->relisten_timer, on_relisten, RELISTEN_MS, 0);
+}
+
+static void on_relisten(uv_timer_t *t)
+{
+    sp_http_worker *w = t->data;
+    if (w->draining || w->stopped)
+        return;
+    int port = w->srv->port;
+    int fd = w->listener_closed ? bind_listener(&w->srv->addr, &port) : -EAGAIN;
+    if (fd < 0) {
+        uv_timer_start(&w->relisten_timer, on_relisten, RELISTEN_MS, 0);
+        return;
+    }
+    w->listen_fd = fd;
+    w->listener_closed = false;
+    uv_tcp_init(&w->loop->uv, &w->listener);
+    w->listener.data = w;
+    if (uv_tcp_open(&w->listener, fd) != 0 ||
+        uv_listen((uv_stream_t *)&w->listener, LISTEN_BACKLOG, on_connection) != 0) {
+        pause_listener(w);
+        return;
+    }
+    w->listening = true;
+    w->shed_failures = 0;
+    SP_LOG_INFO("accepting again", SP_LF_INT("loop", w->loop->index));
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -670,8 +725,13 @@ static void on_connection(uv_stream_t *server, int status)
         /* EMFILE/ENFILE/ENOMEM: libuv keeps a spare fd to shed the pending
          * connection; we count, log at most once a second, and carry on. */
         SP_STAT_ADD(w->stats.accept_errors, 1);
-        if (status == UV_EMFILE || status == UV_ENFILE)
-            shed_pending(w);
+        if (status == UV_EMFILE || status == UV_ENFILE) {
+            w->shed_failures = shed_pending(w) ? 0 : w->shed_failures + 1;
+            if (w->shed_failures >= SHED_FAILURES_MAX && w->listening) {
+                pause_listener(w);
+                return;
+            }
+        }
         uint64_t now = uv_now(&w->loop->uv);
         w->accept_errors_unlogged++;
         if (now - w->accept_error_logged_at >= 1000 || w->accept_error_logged_at == 0) {
@@ -756,6 +816,8 @@ static void worker_init(sp_loop *loop, void *arg)
     uv_unref((uv_handle_t *)&w->lag_timer);
     uv_timer_init(&loop->uv, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&loop->uv, &w->relisten_timer);
+    w->relisten_timer.data = w;
 }
 
 static void worker_stop(sp_http_worker *w)
@@ -767,6 +829,7 @@ static void worker_stop(sp_http_worker *w)
         uv_close((uv_handle_t *)&w->listener, NULL);
     uv_close((uv_handle_t *)&w->lag_timer, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->relisten_timer, NULL);
     if (w->spare_fd >= 0)
         close(w->spare_fd);
     w->spare_fd = -1;
@@ -890,6 +953,7 @@ int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_s
     if (resolve(opts->host, opts->port, &ss) != 0)
         return -EINVAL;
     sp_http_server *srv = sp_xcalloc(1, sizeof *srv);
+    srv->addr = ss;
     srv->opts = *opts;
     clamp_connections(&srv->opts);
     srv->host = sp_xstrdup(opts->host);
