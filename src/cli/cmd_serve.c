@@ -291,12 +291,17 @@ static int open_backend(const sp_config *cfg, server_parts *p)
     return ensure_demo_topics(p->hub, &p->api.opts);
 }
 
+/* Teardown order matters: the I/O threads are already joined; the hub
+ * stops watching the store; the store closes, completing every pending
+ * append (their posts to the closed loops run on the store thread and only
+ * free memory); only then do the hub and the loops' inboxes go away. */
 static void close_parts(server_parts *p)
 {
-    sp_http_server_free(p->srv);
-    sp_hub_free(p->hub);
+    sp_hub_detach(p->hub);
     if (p->store)
         sp_store_close(p->store);
+    sp_hub_free(p->hub);
+    sp_http_server_free(p->srv);
     sp_router_free(p->router);
 }
 

@@ -50,6 +50,20 @@ fail_async:
     return rc;
 }
 
+/* The inbox's last act, on the loop's own thread once nothing else keeps
+ * the loop running: from now on posts run at once on the poster's thread
+ * (with loop NULL); what was queued runs here, then the handle closes. */
+static void finish_inbox(sp_loop *loop)
+{
+    uv_mutex_lock(&loop->lock);
+    loop->closing = true;
+    uv_mutex_unlock(&loop->lock);
+    drain(loop);
+    if (!uv_is_closing((uv_handle_t *)&loop->wake))
+        uv_close((uv_handle_t *)&loop->wake, NULL);
+    uv_run(&loop->uv, UV_RUN_DEFAULT);
+}
+
 static void thread_main(void *arg)
 {
     sp_loop *loop = arg;
@@ -60,6 +74,7 @@ static void thread_main(void *arg)
     if (loop->init_fn)
         loop->init_fn(loop, loop->init_arg);
     uv_run(&loop->uv, UV_RUN_DEFAULT);
+    finish_inbox(loop);
 }
 
 int sp_loop_start(sp_loop *loop, sp_loop_fn init, void *arg)
@@ -87,24 +102,22 @@ void sp_loop_post(sp_loop *loop, sp_loop_fn fn, void *arg)
             loop->head = m;
         loop->tail = m;
     }
+    if (!closing)
+        uv_async_send(&loop->wake); /* under the lock: the handle cannot close meanwhile */
     uv_mutex_unlock(&loop->lock);
     if (closing) {
         /* Nobody will run it: give the owner its memory back on this thread. */
         fn(NULL, arg);
         free(m);
-        return;
     }
-    uv_async_send(&loop->wake);
 }
 
 void sp_loop_close_inbox(sp_loop *loop)
 {
-    drain(loop);
-    uv_mutex_lock(&loop->lock);
-    loop->closing = true;
-    uv_mutex_unlock(&loop->lock);
-    drain(loop);
-    uv_close((uv_handle_t *)&loop->wake, NULL);
+    /* The inbox no longer keeps the loop alive, but keeps delivering while
+     * anything else does (a pending acknowledgement's timer, say); it
+     * closes when the loop runs out of work (finish_inbox). */
+    uv_unref((uv_handle_t *)&loop->wake);
 }
 
 static void report_leak(uv_handle_t *h, void *arg)
@@ -122,6 +135,7 @@ int sp_loop_join(sp_loop *loop)
         /* never ran: run the queued messages and close here */
         sp_loop_close_inbox(loop);
         uv_run(&loop->uv, UV_RUN_DEFAULT);
+        finish_inbox(loop);
     }
     loop->started = false;
     int rc = uv_loop_close(&loop->uv);
@@ -129,6 +143,10 @@ int sp_loop_join(sp_loop *loop)
         uv_walk(&loop->uv, report_leak, NULL);
         return rc;
     }
-    uv_mutex_destroy(&loop->lock);
     return 0;
+}
+
+void sp_loop_destroy(sp_loop *loop)
+{
+    uv_mutex_destroy(&loop->lock);
 }

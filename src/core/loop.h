@@ -45,13 +45,19 @@ int sp_loop_start(sp_loop *loop, sp_loop_fn init, void *arg);
 /* Queues fn(loop, arg) to run on the loop's thread. Thread-safe; never
  * fails (the message is allocated with sp_xmalloc). */
 void sp_loop_post(sp_loop *loop, sp_loop_fn fn, void *arg);
-/* Closes the inbox handle; call on the loop's own thread as the last step
- * of shutdown so uv_run can return. Pending messages run first. */
+/* Says the owner is done: the inbox stops keeping the loop alive. Call on
+ * the loop's thread as the last step of shutdown. Messages are still
+ * delivered on the loop while anything else keeps it running; once the
+ * loop runs dry the inbox closes, and later posts run on the poster's
+ * thread with loop == NULL. */
 void sp_loop_close_inbox(sp_loop *loop);
 /* Waits for the thread (or, when it was never started, runs what was
  * queued and closes the inbox on the calling thread), then closes the uv
  * loop. Returns 0 or UV_EBUSY if
  * a handle was leaked (the loop is left open and the leak is logged). */
 int sp_loop_join(sp_loop *loop);
+/* Frees the inbox's lock. Only once no thread can post any more: after the
+ * store and anything else that posts from its own thread is closed. */
+void sp_loop_destroy(sp_loop *loop);
 
 #endif

@@ -202,6 +202,7 @@ struct sp_http_conn {
     bool in_feed;       /* inside the parser: responses wait for the read's flush */
     bool stop_input;    /* no more requests wanted (error, upgrade, half-close) */
     bool read_paused;   /* an upgraded stream's owner paused its input */
+    bool failed;        /* a write failed: closed at the next loop turn (conn_fail) */
     bool draining;      /* server shutdown: answer what's in flight, then close */
     sp_http_req *stream; /* the streaming response this connection carries, if any */
 };

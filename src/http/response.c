@@ -167,11 +167,18 @@ void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, 
     put_headers_end(b, headers, nheaders);
 }
 
+/* Whether this response may leave the connection open. Connection-wide
+ * reasons to close (peer half-closed, server draining) apply only to the
+ * last request the connection will carry: earlier pipelined requests are
+ * still answered normally, so none of them is executed and then left
+ * without its response. (The per-connection request limit is decided when
+ * the request is parsed: see hook_request.) */
 static bool keep_alive(const sp_http_conn *c, const sp_http_req *req)
 {
-    const sp_http_limits *lim = &c->w->srv->opts.limits;
-    return req->keepalive && !req->close_after && !req->is_upgrade && !c->draining &&
-           !c->close_after_flush && !c->eof && c->nrequests < lim->max_requests_per_conn;
+    /* After EOF a half-received request can never complete: it does not count. */
+    bool last = req == c->q_tail && (c->eof || !sp__http_parser_mid_request(&c->parser));
+    return req->keepalive && !req->close_after && !req->is_upgrade && !c->close_after_flush &&
+           !((c->eof || c->draining) && last);
 }
 
 void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers,

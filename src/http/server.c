@@ -41,7 +41,7 @@
 
 /* T_FLUSH: the last response is queued but the peer is slow to take it;
  * T_LINGER: written and half-closed, discarding input until EOF. */
-enum { T_NONE = 0, T_HEADER, T_BODY, T_KEEPALIVE, T_FLUSH, T_LINGER };
+enum { T_NONE = 0, T_HEADER, T_BODY, T_KEEPALIVE, T_FLUSH, T_LINGER, T_DEAD };
 
 #define LINGER_MS 2000
 #define LISTEN_BACKLOG 4096
@@ -94,7 +94,9 @@ static sp_http_req *req_get(sp_http_worker *w)
 
 void sp__http_req_release(sp_http_worker *w, sp_http_req *req)
 {
-    if (w->nfree_reqs >= SP_HTTP_REQ_CACHE) {
+    /* After worker_stop emptied the pool, requests still finishing (a late
+     * acknowledgement) must not be cached where nobody frees them. */
+    if (w->nfree_reqs >= SP_HTTP_REQ_CACHE || w->stopped) {
         sp__http_req_destroy(req);
         return;
     }
@@ -110,6 +112,8 @@ static void on_timer(uv_timer_t *t);
 
 static void set_deadline(sp_http_conn *c, uint8_t kind, uint64_t ms)
 {
+    if (c->failed)
+        return; /* T_DEAD stays: the close is already due */
     c->tkind = kind;
     if (kind == T_NONE || c->closing)
         return;
@@ -188,6 +192,25 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
     sp__http_conn_unref(c);
 }
 
+/* A failed write or shutdown: the connection is dead, but a parser
+ * callback or a handler may be on the stack, so closing now would free what
+ * they still hold. Mark it, stop its input, and let its timer close it at
+ * the top of the next loop turn (redis freeClientAsync). */
+static void conn_fail(sp_http_conn *c)
+{
+    if (c->closing || c->failed)
+        return;
+    c->failed = true;
+    c->stop_input = true;
+    c->tkind = T_DEAD;
+    c->deadline = c->timer_due = uv_now(&c->w->loop->uv);
+    uv_timer_start(&c->timer, on_timer, 0, 0);
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
 /* Half-closes and keeps reading (discarding) briefly, so the peer gets our
  * last response instead of a reset caused by its unread pipelined bytes. */
 static void linger_close(sp_http_conn *c)
@@ -201,7 +224,7 @@ static void linger_close(sp_http_conn *c)
     if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         free(sr);
         c->refs--;
-        sp__http_conn_close(c);
+        conn_fail(c);
         return;
     }
     if (!c->reading && !c->eof)
@@ -214,7 +237,7 @@ static void linger_close(sp_http_conn *c)
  * backlog allows, and tell a stream that its output drained. */
 static void after_io(sp_http_conn *c)
 {
-    if (c->closing)
+    if (c->closing || c->failed)
         return;
     sp__http_conn_flush(c);
     sp__http_conn_maybe_resume(c);
@@ -237,7 +260,7 @@ static void on_write(uv_write_t *wr, int status)
 
 void sp__http_conn_flush(sp_http_conn *c)
 {
-    if (c->closing || c->writing)
+    if (c->closing || c->writing || c->failed)
         return;
     if (c->out.len == 0) {
         if (c->close_after_flush)
@@ -249,7 +272,7 @@ void sp__http_conn_flush(sp_http_conn *c)
     if (n == UV_EAGAIN || n == UV_ENOSYS)
         n = 0;
     if (n < 0) {
-        sp__http_conn_close(c);
+        conn_fail(c);
         return;
     }
     SP_STAT_ADD(c->w->stats.bytes_out, (uint64_t)n);
@@ -271,7 +294,7 @@ void sp__http_conn_flush(sp_http_conn *c)
     c->refs++;
     if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
         c->refs--;
-        sp__http_conn_close(c);
+        conn_fail(c);
         return;
     }
     c->writing = true;
@@ -394,6 +417,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     SP_STAT_ADD(c->w->stats.bytes_in, (uint64_t)nread);
+    if (c->failed)
+        return;
     if (c->stream && c->stream->data_fn && c->tkind != T_LINGER) {
         c->refs++;
         sp__http_stream_input(c, buf->base, (size_t)nread);
@@ -438,8 +463,8 @@ void sp__http_conn_after_response(sp_http_conn *c)
             conn_free(c);
         return;
     }
-    if (c->q_head == NULL && !sp__http_parser_mid_request(&c->parser)) {
-        if (c->draining && !c->close_after_flush)
+    if (c->q_head == NULL && (c->eof || !sp__http_parser_mid_request(&c->parser))) {
+        if ((c->draining || c->eof) && !c->close_after_flush)
             c->close_after_flush = true;
         if (!c->close_after_flush)
             set_deadline(c, T_KEEPALIVE, c->w->srv->opts.limits.keepalive_timeout_ms);
@@ -599,13 +624,17 @@ static bool hook_request(sp_http_parser *p, sp_http_req *req)
     req->start_ns = uv_hrtime();
     c->refs++;
     c->inflight++;
-    c->nrequests++;
+    if (++c->nrequests >= c->w->srv->opts.limits.max_requests_per_conn) {
+        req->close_after = true; /* the last one this connection carries */
+        c->stop_input = true;
+    }
     if (c->q_tail)
         c->q_tail->next = req;
     else
         c->q_head = req;
     c->q_tail = req;
-    c->tkind = T_NONE;
+    if (!c->failed)
+        c->tkind = T_NONE;
     if (req->is_upgrade || !req->keepalive)
         c->stop_input = true;
     assign_request_id(c->w, req);
@@ -979,8 +1008,10 @@ int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_s
     for (unsigned j = 0; err == 0 && j < srv->nworkers; j++) {
         err = sp_loop_init(&srv->loops[j], (int)j);
         if (err) {
-            while (j-- > 0)
+            while (j-- > 0) {
                 sp_loop_join(&srv->loops[j]);
+                sp_loop_destroy(&srv->loops[j]);
+            }
         }
     }
     if (err) {
@@ -1039,11 +1070,13 @@ void sp_http_server_free(sp_http_server *srv)
 {
     if (!srv)
         return;
-    if (!srv->started) {
-        for (unsigned i = 0; i < srv->nworkers; i++) {
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        if (!srv->started) {
             sp_loop_join(&srv->loops[i]);
-            close(srv->workers[i].listen_fd);
+            if (srv->workers[i].listen_fd >= 0)
+                close(srv->workers[i].listen_fd);
         }
+        sp_loop_destroy(&srv->loops[i]);
     }
     free(srv->workers);
     free(srv->loops);

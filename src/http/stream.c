@@ -27,7 +27,8 @@ sp_http_stream *sp_http_stream_start(sp_http_req *req, int status, const sp_http
     req->close_after = true;
     c->stream = req;
     c->stop_input = true;
-    c->tkind = 0; /* no timeout while streaming */
+    if (!c->failed)
+        c->tkind = 0; /* no timeout while streaming */
     sp__http_write_stream_head(c->w, dest(req), req, status, headers, nheaders);
     sp__http_conn_flush(c);
     sp__http_conn_keep_reading(c);
@@ -65,7 +66,7 @@ void sp_http_stream_pause_reading(sp_http_stream *s, bool pause)
 int sp_http_stream_write(sp_http_stream *s, sp_slice data, size_t limit)
 {
     sp_http_conn *c = s->conn;
-    if (c->closing || c->close_after_flush)
+    if (c->closing || c->close_after_flush || c->failed)
         return -EPIPE;
     size_t queued = sp_http_stream_queued(s);
     if (queued + data.len > limit)

@@ -750,15 +750,22 @@ void sp_hub_attach_loops(sp_hub *hub, sp_loop *loops, unsigned n)
     }
 }
 
+void sp_hub_detach(sp_hub *hub)
+{
+    for (size_t i = 0; hub && i < hub->ntopics; i++) {
+        if (hub->topics[i]->watch)
+            sp_store_watch_remove(hub->store, hub->topics[i]->watch);
+        hub->topics[i]->watch = NULL;
+    }
+}
+
 void sp_hub_free(sp_hub *hub)
 {
     if (!hub)
         return;
-    for (size_t i = 0; i < hub->ntopics; i++) {
-        if (hub->topics[i]->watch)
-            sp_store_watch_remove(hub->store, hub->topics[i]->watch);
+    sp_hub_detach(hub);
+    for (size_t i = 0; i < hub->ntopics; i++)
         sp__hub_topic_unref(hub->topics[i]);
-    }
     free(hub->topics);
     for (unsigned i = 0; hub->locals && i < hub->nloops; i++) {
         sp__hub_local *l = &hub->locals[i];

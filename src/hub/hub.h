@@ -96,7 +96,12 @@ int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, s
 /* Gives the hub the I/O loops it delivers to (before any traffic), and
  * fills every loop's cache from the log. */
 void sp_hub_attach_loops(sp_hub *hub, sp_loop *loops, unsigned n);
-/* Stops watching the backend and frees everything. Loops must be stopped. */
+/* Stops watching the backend: no tail notification reaches the hub after
+ * it returns. Call before closing the store (whose close still completes
+ * pending appends, which may post to loops). */
+void sp_hub_detach(sp_hub *hub);
+/* Detaches if needed and frees everything. Loops must be stopped. When the
+ * store was closed first, call sp_hub_detach before that. */
 void sp_hub_free(sp_hub *hub);
 
 sp_store *sp_hub_store(sp_hub *hub);
