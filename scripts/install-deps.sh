@@ -9,7 +9,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-de
   libuv1-dev node-llhttp libwslay-dev librdkafka-dev libjansson-dev libssl-dev
   libhiredis-dev libfyaml-dev libcmocka-dev)
 TEST_PKGS=(python3 python3-pytest python3-httpx python3-websockets kcat
-  redis-server redis-tools e2fsprogs util-linux procps)
+  redis-server redis-tools e2fsprogs util-linux procps chromium)
 BENCH_PKGS=(wrk nginx-light libnginx-mod-nchan curl python3-fastapi python3-uvicorn
   python3-uvloop python3-httptools python3-confluent-kafka)
 
@@ -21,12 +21,15 @@ case "${1:-all}" in
   *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
 esac
 
-# Web assets (Swagger UI for /docs) come from npm, pinned by web/package-lock.json;
-# install scripts stay off (swagger-ui-dist's only one is telemetry).
+# Web assets (Swagger UI for /docs; playwright-core for the /chat browser test,
+# which drives Debian's chromium, never a downloaded browser) come from npm,
+# pinned by web/package-lock.json; install scripts stay off (swagger-ui-dist's
+# only one is telemetry; playwright-core has none).
 install_web() {
   local here
   here=$(cd "$(dirname "$0")/.." && pwd)
-  [[ -f "$here/web/node_modules/swagger-ui-dist/swagger-ui-bundle.js" ]] && return 0
+  [[ -f "$here/web/node_modules/swagger-ui-dist/swagger-ui-bundle.js" &&
+     -f "$here/web/node_modules/playwright-core/package.json" ]] && return 0
   command -v npm >/dev/null 2>&1 || { echo "install-deps: npm not found; /docs will be unavailable" >&2; return 0; }
   echo "install-deps: installing web assets (npm ci in web/)" >&2
   (cd "$here/web" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2) ||

@@ -18,6 +18,11 @@ typedef struct sp_api_options {
     const char *items_topic;     /* seed route POST /items appends to it */
     uint64_t sse_keepalive_ms;   /* SSE keep-alive comment interval; 0: 15 s */
     uint64_t sse_retry_ms;       /* SSE `retry:` sent at stream start; 0: 3 s */
+    size_t ws_max_message_bytes; /* WebSocket message limit (1009 past it); 0: 1 MiB */
+    uint64_t ws_ping_interval_ms; /* WebSocket keep-alive ping after this silence; 0: 30 s */
+    uint64_t ws_pong_timeout_ms; /* unanswered ping -> close 1011; 0: 10 s */
+    const char *ws_origins;      /* allowed Origin values, comma-separated; NULL/"": any */
+    const char *chat_topic;      /* GET /chat demo page talks over this topic; NULL/"": off */
 } sp_api_options;
 
 /* A declared route bound to its topic (seed.c). */

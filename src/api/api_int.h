@@ -53,10 +53,17 @@ long sp__api_unescape(sp_slice in, char *out, size_t cap);
 void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool single,
                      void (*respond)(sp_http_req *, const sp_store_ack *, int64_t, size_t));
 
+/* Answers 200 with a JSON array of the records (their envelopes, or with
+ * values_only their values, as /latest-news serves them), or 500 when the
+ * array would not fit http.max_output_bytes: never a truncated body. */
+void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n, bool values_only);
+
 int sp__api_register_topics(sp_router *r, sp_api *api);
 int sp__api_register_records(sp_router *r, sp_api *api);
 int sp__api_register_seed(sp_router *r, sp_api *api);
 int sp__api_register_docs(sp_router *r, sp_api *api);
 int sp__api_register_sse(sp_router *r, sp_api *api);
+int sp__api_register_ws(sp_router *r, sp_api *api);
+int sp__api_register_chat(sp_router *r, sp_api *api);
 
 #endif

@@ -74,6 +74,11 @@ static void respond_errno(sp_http_req *req, int err, const char *topic)
 static void respond_records(sp_http_req *req, const sp_store_ack *ack, int64_t ts, size_t n)
 {
     sp_buf *b = sp_http_req_scratch(req);
+    if (sp_buf_reserve(b, 16 + n * 112) != 0) { /* 112: one entry at its widest */
+        sp_http_respond_error(req, 500, "The records are stored, but the list of their offsets "
+                                        "exceeds http.max_output_bytes; lower api.max_batch_records");
+        return;
+    }
     sp_buf_append_cstr(b, "{\"records\":[");
     for (size_t i = 0; i < n; i++) {
         unsigned long long off = ack->base_offset + i;
@@ -247,19 +252,30 @@ static void latest(sp_http_req *req, void *udata)
         sp__api_errorf(req, 404, "Topic '%s' not found", topic);
         return;
     }
+    sp__api_respond_recs(req, recs, (size_t)n, false);
+}
+
+void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n, bool values_only)
+{
     sp_buf *b = sp_http_req_scratch(req);
-    size_t need = 2;
-    for (int i = 0; i < n; i++)
-        need += recs[i]->json.len + 1;
+    size_t need = 2; /* an upper bound: a non-JSON value is escaped at most 6x */
+    for (size_t i = 0; i < n; i++)
+        need += 1 + (!values_only ? recs[i]->json.len
+                     : recs[i]->value_is_json ? recs[i]->value.len : 6 * recs[i]->value.len + 2);
     if (sp_buf_reserve(b, need) != 0) {
-        sp_http_respond_error(req, 500, "Response would exceed http.max_output_bytes");
+        sp_http_respond_error(req, 500, "Response would exceed http.max_output_bytes; ask for fewer records");
         return;
     }
     sp_buf_putc(b, '[');
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i)
             sp_buf_putc(b, ',');
-        sp_buf_append_slice(b, recs[i]->json);
+        if (!values_only)
+            sp_buf_append_slice(b, recs[i]->json);
+        else if (recs[i]->value_is_json)
+            sp_buf_append_slice(b, recs[i]->value);
+        else
+            sp_json_str(b, recs[i]->value);
     }
     sp_buf_putc(b, ']');
     sp_http_respond_json(req, 200, sp_buf_slice(b));
@@ -341,9 +357,17 @@ static void history(sp_http_req *req, void *udata)
     sp_buf_append_cstr(b, "{\"records\":[");
     size_t n = rs.count < limit ? rs.count : (size_t)limit;
     for (size_t i = 0; i < n; i++) {
+        /* Stop before a record that might not fit (escaping grows a key or
+         * a non-JSON value at most 6x): `next` then points at it. */
+        const sp_store_record *r = &rs.records[i];
+        size_t worst = 256 + 6 * (r->key.len + r->value.len);
+        if (b->limit - b->len < worst + 128) {
+            n = i;
+            break;
+        }
         if (i)
             sp_buf_putc(b, ',');
-        sp_hub_envelope(b, (uint32_t)partition, &rs.records[i]);
+        sp_hub_envelope(b, (uint32_t)partition, r);
     }
     uint64_t next = n ? rs.records[n - 1].offset + 1 : from;
     sp_buf_printf(b, "],\"partition\":%llu,\"next\":%llu,\"start_offset\":%llu,\"end_offset\":%llu}",

@@ -35,18 +35,7 @@ static void latest_values(sp_http_req *req, void *udata)
         sp__api_errorf(req, 404, "Topic '%s' not found", br->topic);
         return;
     }
-    sp_buf *b = sp_http_req_scratch(req);
-    sp_buf_putc(b, '[');
-    for (int i = 0; i < n; i++) {
-        if (i)
-            sp_buf_putc(b, ',');
-        if (recs[i]->value_is_json)
-            sp_buf_append_slice(b, recs[i]->value);
-        else
-            sp_json_str(b, recs[i]->value);
-    }
-    sp_buf_putc(b, ']');
-    sp_http_respond_json(req, 200, sp_buf_slice(b));
+    sp__api_respond_recs(req, recs, (size_t)n, true);
 }
 
 static void respond_item(sp_http_req *req, const sp_store_ack *ack, int64_t ts, size_t n)
@@ -100,6 +89,7 @@ int sp_api_register_rest(sp_router *r, sp_api *api)
     rc = rc ? rc : sp__api_register_records(r, api);
     rc = rc ? rc : sp__api_register_seed(r, api);
     rc = rc ? rc : sp__api_register_sse(r, api);
+    rc = rc ? rc : sp__api_register_ws(r, api);
     rc = rc ? rc : sp__api_register_docs(r, api);
     return rc;
 }

@@ -234,9 +234,20 @@ static void api_options_from(const sp_config *cfg, sp_api_options *o)
     o->sse_retry_ms = (uint64_t)cfg->sse_retry_ms;
     o->news_topic = cfg->news_topic && cfg->news_topic[0] ? cfg->news_topic : NULL;
     o->items_topic = cfg->items_topic && cfg->items_topic[0] ? cfg->items_topic : NULL;
+    o->ws_max_message_bytes = (size_t)cfg->ws_max_message_bytes;
+    o->ws_ping_interval_ms = (uint64_t)cfg->ws_ping_interval_ms;
+    o->ws_pong_timeout_ms = (uint64_t)cfg->ws_pong_timeout_ms;
+    o->ws_origins = cfg->ws_origins && cfg->ws_origins[0] ? cfg->ws_origins : NULL;
+    o->chat_topic = cfg->chat_topic && cfg->chat_topic[0] ? cfg->chat_topic : NULL;
 }
 
-/* The news demo's topics: created on first start, kept afterwards. */
+/* The chat demo's messages (GET /chat): a user and a text. */
+static const char chat_schema[] =
+    "{\"type\":\"object\",\"required\":[\"user\",\"text\"],\"properties\":{"
+    "\"user\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":40},"
+    "\"text\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2000}}}";
+
+/* The demo topics: created on first start, kept afterwards. */
 static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
 {
     sp_store_topic_config tc = { .partitions = 1 };
@@ -247,6 +258,9 @@ static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
     if (rc == 0 && ao->items_topic && !sp_hub_topic_exists(hub, ao->items_topic))
         rc = sp_hub_topic_create(hub, ao->items_topic, &tc, sp_schema_item_json,
                                  strlen(sp_schema_item_json), err, sizeof err);
+    if (rc == 0 && ao->chat_topic && !sp_hub_topic_exists(hub, ao->chat_topic))
+        rc = sp_hub_topic_create(hub, ao->chat_topic, &tc, chat_schema, strlen(chat_schema), err,
+                                 sizeof err);
     if (rc != 0 && rc != -EEXIST)
         SP_LOG_ERROR("cannot create the demo topics", SP_LF_STR("error", err[0] ? err : strerror(-rc)));
     return rc == -EEXIST ? 0 : rc;

@@ -78,11 +78,16 @@ typedef struct sp_config {
     int64_t max_json_depth;     /* api.max_json_depth, 64 */
     int64_t sse_keepalive_ms;   /* api.sse_keepalive, 15s */
     int64_t sse_retry_ms;       /* api.sse_retry, 3s: the reconnect delay told to EventSource */
+    int64_t ws_max_message_bytes; /* ws.max_message_bytes, 1 MiB -> 1009 past it */
+    int64_t ws_ping_interval_ms;  /* ws.ping_interval, 30s of silence before a ping */
+    int64_t ws_pong_timeout_ms;   /* ws.pong_timeout, 10s for the pong -> 1011 */
+    char *ws_origins;           /* ws.origins, "" (any); comma-separated allow-list -> 403 */
     int64_t sub_queue_records;  /* hub.subscriber_queue_records, 8192 per subscriber */
     int64_t sub_queue_bytes;    /* hub.subscriber_queue_bytes, 2 MiB per subscriber */
     int64_t latest_n;           /* hub.latest_n, 100 newest records cached per topic */
     char *news_topic;           /* demo.news_topic, "latest-news" ("" disables GET /latest-news) */
     char *items_topic;          /* demo.items_topic, "items" ("" disables POST /items) */
+    char *chat_topic;           /* demo.chat_topic, "" (off); "chat" serves GET /chat on it */
     bool debug_routes;          /* debug.routes, false: GET /debug/sleep?ms= for tests */
 
     /* kafka.* pass-through, in the order given (file, then env, then flags;
