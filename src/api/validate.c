@@ -164,6 +164,11 @@ static bool parse_ndjson(sp_http_req *req, sp_api *api, sp_slice body, sp__api_b
             out->doc[i] = json_array_get(root, i);
             i++;
         }
+    if (i != n) { /* cannot happen after a strict parse; refuse rather than store empty records */
+        sp__api_batch_free(out);
+        sp_http_respond_error(req, 500, "Internal error splitting the NDJSON body");
+        return false;
+    }
     return true;
 }
 

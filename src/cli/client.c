@@ -23,6 +23,7 @@ struct sp_client {
     sp_buf *body;
     bool done;
     bool overflow;
+    bool got_bytes; /* any response byte arrived for the current request */
 };
 
 int sp_url_parse(const char *text, sp_url *out)
@@ -149,7 +150,7 @@ static int exchange(sp_client *c, const sp_buf *head, const char *body, size_t b
     llhttp_init(&c->parser, HTTP_RESPONSE, &c->settings);
     c->parser.data = c;
     c->body = resp;
-    c->done = c->overflow = false;
+    c->done = c->overflow = c->got_bytes = false;
     sp_buf_reset(resp);
     char buf[65536];
     while (!c->done) {
@@ -158,6 +159,7 @@ static int exchange(sp_client *c, const sp_buf *head, const char *body, size_t b
             continue;
         if (n <= 0)
             return n == 0 ? -ECONNRESET : -errno;
+        c->got_bytes = true;
         llhttp_errno_t e = llhttp_execute(&c->parser, buf, (size_t)n);
         if (e != HPE_OK && e != HPE_PAUSED)
             return -EPROTO;
@@ -178,7 +180,10 @@ int sp_client_request(sp_client *c, const char *method, const char *path, const 
         sp_buf_printf(&head, "Content-Length: %zu\r\n", body_len);
     sp_buf_append_cstr(&head, "\r\n");
     int rc = exchange(c, &head, body, body_len, resp_body);
-    if (rc == -ECONNRESET || rc == -EPIPE) { /* kept-alive connection closed by the server */
+    /* A kept-alive connection the server closed before answering anything:
+     * send again once. Never after part of an answer arrived (it may have
+     * acted on the request). */
+    if ((rc == -ECONNRESET || rc == -EPIPE) && !c->got_bytes) {
         close(c->fd);
         c->fd = connect_to(&c->url);
         rc = c->fd < 0 ? c->fd : exchange(c, &head, body, body_len, resp_body);

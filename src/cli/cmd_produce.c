@@ -33,6 +33,7 @@ typedef struct batch_req {
     struct batch_req *next;
     sp_buf bytes; /* the whole request: head + body */
     size_t records;
+    unsigned refs; /* the write in flight + the answer awaited */
     uv_write_t w;
 } batch_req;
 
@@ -149,10 +150,27 @@ static batch_req *make_batch(prod *p, size_t max)
     return b;
 }
 
+/* Drops one reference: the uv_write and its buffer must outlive the write
+ * callback even when the answer (or the connection's end) comes first. */
 static void batch_free(batch_req *b)
 {
+    if (b->refs > 1) {
+        b->refs--;
+        return;
+    }
     sp_buf_free(&b->bytes);
     free(b);
+}
+
+/* A batch answered 503 goes out again as a fresh request object: the old
+ * one's write may still be in flight. */
+static batch_req *batch_clone(const batch_req *b)
+{
+    batch_req *c = sp_xcalloc(1, sizeof *c);
+    sp_buf_init(&c->bytes, SP_BUF_UNLIMITED);
+    sp_buf_append(&c->bytes, b->bytes.base, b->bytes.len);
+    c->records = b->records;
+    return c;
 }
 
 /* ---- sending --------------------------------------------------------------- */
@@ -161,8 +179,8 @@ static void pump(prod *p);
 
 static void on_written(uv_write_t *w, int status)
 {
-    (void)w;
     (void)status; /* a failed write shows up as a read error */
+    batch_free(w->data);
 }
 
 static void send_batch(conn *c, batch_req *b)
@@ -174,8 +192,11 @@ static void send_batch(conn *c, batch_req *b)
         c->head = b;
     c->tail = b;
     c->inflight++;
+    b->refs = 2;
+    b->w.data = b;
     uv_buf_t buf = uv_buf_init(b->bytes.base, (unsigned)b->bytes.len);
-    uv_write(&b->w, (uv_stream_t *)&c->tcp, &buf, 1, on_written);
+    if (uv_write(&b->w, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
+        b->refs = 1; /* no callback will come */
 }
 
 static bool all_done(prod *p)
@@ -248,8 +269,10 @@ static int on_resp_done(llhttp_t *ll)
     } else if (status == 503) {
         p->retries++;
         p->sent -= b->records;
-        b->next = p->retry;
-        p->retry = b;
+        batch_req *again = batch_clone(b);
+        batch_free(b);
+        again->next = p->retry;
+        p->retry = again;
     } else {
         p->errors += b->records;
         fprintf(stderr, "spate produce: HTTP %d: %.*s\n", status, (int)c->resp.len, c->resp.base);

@@ -36,19 +36,23 @@ void sp_log_set_fd(int fd)
     log_fd = fd;
 }
 
-static void put_field(sp_buf *b, const sp_log_field *f)
+/* Returns 0, or -ENOBUFS when the line's buffer is full. */
+static int put_field(sp_buf *b, const sp_log_field *f)
 {
-    sp_buf_putc(b, ',');
-    sp_json_cstr(b, f->key);
-    sp_buf_putc(b, ':');
+    int rc = sp_buf_putc(b, ',');
+    rc = rc ? rc : sp_json_cstr(b, f->key);
+    rc = rc ? rc : sp_buf_putc(b, ':');
+    if (rc)
+        return rc;
     switch (f->type) {
-    case SP_LF_STR_: f->v.s ? sp_json_cstr(b, f->v.s) : sp_buf_append(b, "null", 4); break;
-    case SP_LF_SLICE_: sp_json_str(b, f->v.sl); break;
-    case SP_LF_INT_: sp_buf_append_i64(b, f->v.i); break;
-    case SP_LF_DBL_: sp_buf_printf(b, "%.6g", f->v.d); break;
-    case SP_LF_BOOL_: sp_buf_append_cstr(b, f->v.i ? "true" : "false"); break;
+    case SP_LF_STR_: return f->v.s ? sp_json_cstr(b, f->v.s) : sp_buf_append(b, "null", 4);
+    case SP_LF_SLICE_: return sp_json_str(b, f->v.sl);
+    case SP_LF_INT_: return sp_buf_append_i64(b, f->v.i);
+    case SP_LF_DBL_: return sp_buf_printf(b, "%.6g", f->v.d);
+    case SP_LF_BOOL_: return sp_buf_append_cstr(b, f->v.i ? "true" : "false");
     case SP_LF_END_: break;
     }
+    return 0;
 }
 
 void sp__log(sp_log_level level, const char *msg, const sp_log_field *fields)
@@ -60,12 +64,19 @@ void sp__log(sp_log_level level, const char *msg, const sp_log_field *fields)
     sp_time_iso8601_ms(sp_time_now_ms(), date);
     sp_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", date, level_names[level]);
     sp_json_cstr(&b, msg);
-    for (const sp_log_field *f = fields; f && f->key; f++)
-        put_field(&b, f);
-    size_t len = b.len;
-    if (len >= b.limit - 2) { /* cut: keep the line valid JSON-ish and say so */
-        len = b.limit - 2;
+    int rc = 0;
+    for (const sp_log_field *f = fields; rc == 0 && f && f->key; f++)
+        rc = put_field(&b, f);
+    if (rc != 0 || b.len >= b.limit - 2) {
+        /* Too long: a field may be cut mid-string. Say less, but say it as
+         * valid JSON: the message (cut if it must be) and a marker. */
+        b.len = 0;
+        sp_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", date, level_names[level]);
+        size_t mlen = strlen(msg);
+        sp_json_str(&b, sp_slice_make(msg, mlen < 1024 ? mlen : 1024));
+        sp_buf_append_cstr(&b, ",\"truncated\":true");
     }
+    size_t len = b.len;
     memcpy(storage + len, "}\n", 2);
     len += 2;
     ssize_t off = 0;

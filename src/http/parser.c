@@ -242,8 +242,10 @@ static int on_headers_complete(llhttp_t *ll)
             return fail(p, 417, "Unsupported Expect value");
         req->expect_continue = ll->http_minor == 1;
     }
+    /* Reserve what a declared body needs, but at most 64 KiB before bytes
+     * arrive: a peer cannot make us hold memory it never sends. */
     if (ll->flags & F_CONTENT_LENGTH)
-        sp_buf_reserve(&req->body, (size_t)ll->content_length); /* within max_body_bytes */
+        sp_buf_reserve(&req->body, ll->content_length < 65536 ? (size_t)ll->content_length : 65536);
     if (ll->upgrade) {
         /* Upgrade/CONNECT: no body; the owner decides (WebSocket later). */
         req->is_upgrade = true;

@@ -15,7 +15,7 @@
 #include "core/log.h"
 
 #define READ_BATCH 1024
-#define ENVELOPE_MAX_DEPTH 64
+#define ENVELOPE_MAX_DEPTH 1024 /* = the largest api.max_json_depth: accepted JSON embeds raw */
 
 /* ---- records ---------------------------------------------------------------- */
 

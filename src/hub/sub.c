@@ -497,7 +497,7 @@ void sp__hub_subs_deliver(sp__hub_local *l, sp__hub_ring *r, sp_hub_rec *const *
         subs[count++] = s;
     l->depth++;
     for (size_t i = 0; i < count; i++)
-        if (!subs[i]->end)
+        if (!subs[i]->end && !subs[i]->dead) /* an earlier callback may have unsubscribed it */
             offer(subs[i], recs, n);
     for (size_t i = 0; i < count; i++)
         notify(subs[i]);

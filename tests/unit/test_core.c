@@ -8,7 +8,9 @@
 
 #include "core/buf.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/time.h"
+#include <unistd.h>
 
 static void test_buf_limit(void **state)
 {
@@ -59,6 +61,32 @@ static void test_json_escape(void **state)
     sp_json_detail(&b, SP_SLICE_LIT("Not Found"));
     assert_string_equal(b.base, "{\"detail\":\"Not Found\"}");
     sp_buf_free(&b);
+}
+
+static void test_log_long_line_stays_json(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    sp_log_set_fd(fds[1]);
+    char big[6000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    SP_LOG_WARN("long field", SP_LF_STR("value", big));
+    SP_LOG_INFO("short", SP_LF_INT("n", 7));
+    sp_log_set_fd(2);
+    close(fds[1]);
+    char out[8192];
+    ssize_t n = read(fds[0], out, sizeof out - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    out[n] = '\0';
+    char *nl = strchr(out, '\n');
+    assert_non_null(nl);
+    *nl = '\0';
+    assert_non_null(strstr(out, "\"msg\":\"long field\",\"truncated\":true}"));
+    assert_true(sp_json_valid(sp_slice_cstr(out), 8));
+    assert_true(sp_json_valid(sp_slice_cstr(nl + 1), 8) || strstr(nl + 1, "\"n\":7}") != NULL);
 }
 
 static void test_iso8601(void **state)
@@ -123,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_dates),
         cmocka_unit_test(test_json_valid),
         cmocka_unit_test(test_iso8601),
+        cmocka_unit_test(test_log_long_line_stays_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
