@@ -110,7 +110,9 @@ int main(int argc, char **argv)
 {
     sp_store_fsync_mode mode;
     if (argc != 7 || parse_mode(argv[2], &mode) < 0) {
-        fprintf(stderr, "usage: store_bench DIR always|interval|never RECORD_BYTES APPENDERS BATCH SECONDS\n");
+        fprintf(
+            stderr,
+            "usage: store_bench DIR always|interval|never RECORD_BYTES APPENDERS BATCH SECONDS\n");
         return 2;
     }
     size_t rec_bytes = (size_t)atol(argv[3]), batch = (size_t)atol(argv[5]);
@@ -130,14 +132,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "open: %s\n", strerror(-err));
         return 1;
     }
-    sp_store_topic_config c = { .partitions = 1, .retention_ms = -1 };
+    sp_store_topic_config c = {.partitions = 1, .retention_ms = -1};
     sp_store_topic_create(s, "bench", &c);
     char *payload = malloc(rec_bytes);
     memset(payload, 'v', rec_bytes);
     sp_store_record *recs = calloc(batch, sizeof *recs);
     for (size_t i = 0; i < batch; i++)
-        recs[i] = (sp_store_record){ .timestamp = -1, .value = { payload, rec_bytes } };
-    bench b = { .cap = appenders };
+        recs[i] = (sp_store_record){.timestamp = -1, .value = {payload, rec_bytes}};
+    bench b = {.cap = appenders};
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     b.ready = calloc(appenders, sizeof *b.ready);
@@ -169,8 +171,9 @@ int main(int argc, char **argv)
     uint64_t fsyncs = st1.fsyncs - st0.fsyncs;
     double rrps, rmbps;
     read_back(s, &rrps, &rmbps);
-    printf("%-8s %6zu %5u %5zu %12.0f %9.1f %9.0f %10.1f %12.0f %9.1f\n", argv[2], rec_bytes, appenders, batch,
-           (double)recs_done / secs, (double)recs_done * (double)rec_bytes / secs / 1e6, (double)fsyncs / secs,
+    printf("%-8s %6zu %5u %5zu %12.0f %9.1f %9.0f %10.1f %12.0f %9.1f\n", argv[2], rec_bytes,
+           appenders, batch, (double)recs_done / secs,
+           (double)recs_done * (double)rec_bytes / secs / 1e6, (double)fsyncs / secs,
            fsyncs ? (double)recs_done / (double)fsyncs : 0.0, rrps, rmbps);
     if (atomic_load(&b.errors))
         fprintf(stderr, "%" PRIu64 " appends failed\n", (uint64_t)atomic_load(&b.errors));

@@ -47,7 +47,7 @@ static const sp_http_limits limits = {
 
 static sp_router *router;
 static sp_http_worker *worker; /* only its Date cache is used by the serialiser */
-static volatile unsigned sink;  /* keeps every byte read from being optimised away */
+static volatile unsigned sink; /* keeps every byte read from being optimised away */
 
 typedef struct fuzz_conn {
     sp_http_parser parser;
@@ -72,14 +72,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         sp_http_method m;
         const char *pattern;
     } routes[] = {
-        { SP_HTTP_GET, "/" },
-        { SP_HTTP_GET, "/noop" },
-        { SP_HTTP_GET, "/healthz" },
-        { SP_HTTP_GET, "/v1/topics/{topic}" },
-        { SP_HTTP_DELETE, "/v1/topics/{topic}" },
-        { SP_HTTP_POST, "/v1/topics/{topic}/records" },
-        { SP_HTTP_GET, "/v1/topics/{topic}/partitions/{p}/records/{offset}" },
-        { SP_HTTP_PUT, "/v1/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}" }, /* > SP_HTTP_MAX_PARAMS */
+        {SP_HTTP_GET, "/"},
+        {SP_HTTP_GET, "/noop"},
+        {SP_HTTP_GET, "/healthz"},
+        {SP_HTTP_GET, "/v1/topics/{topic}"},
+        {SP_HTTP_DELETE, "/v1/topics/{topic}"},
+        {SP_HTTP_POST, "/v1/topics/{topic}/records"},
+        {SP_HTTP_GET, "/v1/topics/{topic}/partitions/{p}/records/{offset}"},
+        {SP_HTTP_PUT, "/v1/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}"}, /* > SP_HTTP_MAX_PARAMS */
     };
     router = sp_router_new();
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
@@ -140,7 +140,7 @@ static void read_request(sp_http_req *req)
         touch(h[i].name);
         touch(h[i].value);
     }
-    static const char *const qnames[] = { "offset", "limit", "", "a" };
+    static const char *const qnames[] = {"offset", "limit", "", "a"};
     for (size_t i = 0; i < sizeof qnames / sizeof qnames[0]; i++) {
         sp_slice v;
         if (sp_http_req_query_param(req, qnames[i], &v))
@@ -171,7 +171,7 @@ static void route_request(sp_http_req *req)
  * client's X-Request-Id (arbitrary bytes within the head limit). */
 static void respond(fuzz_conn *c, sp_http_req *req, int status, sp_slice body)
 {
-    static const sp_http_header ct = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const sp_http_header ct = {{"Content-Type", 12}, {"application/json", 16}};
     req->request_id = sp_http_req_header(req, SP_SLICE_LIT("x-request-id"));
     sp_buf_reset(&c->out);
     sp__http_write_response(worker, &c->out, req, status, &ct, 1, body, req->keepalive);

@@ -10,19 +10,19 @@
 struct sp_hub;
 
 typedef struct sp_api_options {
-    uint64_t ack_timeout_ms;     /* hard bound on a durable acknowledgement -> 504 */
-    size_t max_batch_records;    /* records in one produce request */
-    size_t max_read_records;     /* ?limit= ceiling for history reads */
-    unsigned max_json_depth;     /* nesting limit for strict JSON */
-    const char *news_topic;      /* seed route GET /latest-news reads it */
-    const char *items_topic;     /* seed route POST /items appends to it */
-    uint64_t sse_keepalive_ms;   /* SSE keep-alive comment interval; 0: 15 s */
-    uint64_t sse_retry_ms;       /* SSE `retry:` sent at stream start; 0: 3 s */
-    size_t ws_max_message_bytes; /* WebSocket message limit (1009 past it); 0: 1 MiB */
+    uint64_t ack_timeout_ms;      /* hard bound on a durable acknowledgement -> 504 */
+    size_t max_batch_records;     /* records in one produce request */
+    size_t max_read_records;      /* ?limit= ceiling for history reads */
+    unsigned max_json_depth;      /* nesting limit for strict JSON */
+    const char *news_topic;       /* seed route GET /latest-news reads it */
+    const char *items_topic;      /* seed route POST /items appends to it */
+    uint64_t sse_keepalive_ms;    /* SSE keep-alive comment interval; 0: 15 s */
+    uint64_t sse_retry_ms;        /* SSE `retry:` sent at stream start; 0: 3 s */
+    size_t ws_max_message_bytes;  /* WebSocket message limit (1009 past it); 0: 1 MiB */
     uint64_t ws_ping_interval_ms; /* WebSocket keep-alive ping after this silence; 0: 30 s */
-    uint64_t ws_pong_timeout_ms; /* unanswered ping -> close 1011; 0: 10 s */
-    const char *ws_origins;      /* allowed Origin values, comma-separated; NULL/"": any */
-    const char *chat_topic;      /* GET /chat demo page talks over this topic; NULL/"": off */
+    uint64_t ws_pong_timeout_ms;  /* unanswered ping -> close 1011; 0: 10 s */
+    const char *ws_origins;       /* allowed Origin values, comma-separated; NULL/"": any */
+    const char *chat_topic;       /* GET /chat demo page talks over this topic; NULL/"": off */
 } sp_api_options;
 
 /* A declared route bound to its topic (seed.c). */
@@ -33,12 +33,12 @@ typedef struct sp_api_bound {
 } sp_api_bound;
 
 typedef struct sp_api {
-    sp_http_server *srv;   /* set once the server exists; for /metrics, /readyz */
-    struct sp_hub *hub;    /* NULL: only the built-in endpoints */
+    sp_http_server *srv; /* set once the server exists; for /metrics, /readyz */
+    struct sp_hub *hub;  /* NULL: only the built-in endpoints */
     sp_api_options opts;
-    int64_t start_ms;      /* process start, for uptime */
-    sp_api_bound bound[8]; /* declared routes' state, owned here */
-    sp_router *router;     /* for /openapi.json */
+    int64_t start_ms;        /* process start, for uptime */
+    sp_api_bound bound[8];   /* declared routes' state, owned here */
+    sp_router *router;       /* for /openapi.json */
     const char *item_schema; /* the Item model's JSON Schema, for OpenAPI components */
     size_t nbound;
 } sp_api;
@@ -52,7 +52,6 @@ int sp_api_register_debug(sp_router *r, sp_api *api);
 
 /* The schema compiler for topic schemas (src/api/validate.c). */
 extern const struct sp_hub_schema_ops sp_api_schema_ops;
-
 
 /* Registers the topics, records and seed-compatible routes on top of the
  * hub (api->hub must be set). Returns 0 or a negative errno. */

@@ -18,15 +18,15 @@ void sp__api_errorf(sp_http_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Parses an unsigned integer query parameter; missing -> def. Answers 422
  * and returns false when present but not a number in [min, max]. */
-bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_t min,
-                       uint64_t max, uint64_t *out);
+bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                       uint64_t *out);
 
 /* A produce request's records, parsed and checked (validate.c). `raw[i]`
  * is the i-th record's bytes exactly as sent; `doc[i]` its parsed form. */
 typedef struct sp__api_batch {
     sp_slice *raw;
-    void **doc;  /* json_t *, borrowed from root */
-    void *root;  /* json_t * owning every doc */
+    void **doc; /* json_t *, borrowed from root */
+    void *root; /* json_t * owning every doc */
     size_t n;
     bool is_batch; /* array or NDJSON: 422 locations carry the index */
 } sp__api_batch;
@@ -56,7 +56,8 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
 /* Answers 200 with a JSON array of the records (their envelopes, or with
  * values_only their values, as /latest-news serves them), or 500 when the
  * array would not fit http.max_output_bytes: never a truncated body. */
-void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n, bool values_only);
+void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n,
+                          bool values_only);
 
 int sp__api_register_topics(sp_router *r, sp_api *api);
 int sp__api_register_records(sp_router *r, sp_api *api);

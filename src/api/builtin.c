@@ -32,7 +32,8 @@ static void handle_readyz(sp_http_req *req, void *udata)
 {
     sp_api *api = udata;
     if (api->srv && sp_http_server_is_draining(api->srv)) {
-        sp_http_respond_json(req, 503, SP_SLICE_LIT("{\"status\":\"draining\",\"detail\":\"shutting down\"}"));
+        sp_http_respond_json(
+            req, 503, SP_SLICE_LIT("{\"status\":\"draining\",\"detail\":\"shutting down\"}"));
         return;
     }
     sp_http_respond_json(req, 200, SP_SLICE_LIT("{\"status\":\"ready\"}"));
@@ -48,7 +49,9 @@ static void put_process(sp_buf *out, const sp_api *api)
         char line[1024];
         if (fgets(line, sizeof line, f)) {
             char *p = strrchr(line, ')');
-            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %*u %*u %ld",
+            if (p && sscanf(p + 2,
+                            "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                            "%*d %*d %*u %*u %ld",
                             &utime, &stime, &rss) != 3)
                 utime = stime = 0;
         }
@@ -82,8 +85,8 @@ static void handle_metrics(sp_http_req *req, void *udata)
     if (api->hub)
         sp_hub_metrics(api->hub, &out);
     put_process(&out, api);
-    static const sp_http_header ct = { { "Content-Type", 12 },
-                                       { "text/plain; version=0.0.4; charset=utf-8", 40 } };
+    static const sp_http_header ct = {{"Content-Type", 12},
+                                      {"text/plain; version=0.0.4; charset=utf-8", 40}};
     sp_http_respond(req, 200, &ct, 1, sp_buf_slice(&out));
     sp_buf_free(&out);
 }

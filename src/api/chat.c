@@ -28,7 +28,8 @@ static const char page_head[] =
     "<script>\n"
     "'use strict';\n"
     "const TOPIC = ";
-static const char page_tail[] = ";\n"
+static const char page_tail[] =
+    ";\n"
     "const log = document.getElementById('log'), statusEl = document.getElementById('status');\n"
     "const user = document.getElementById('user'), text = document.getElementById('text');\n"
     "user.value = 'guest' + Math.floor(Math.random() * 1000);\n"
@@ -55,8 +56,10 @@ static const char page_tail[] = ";\n"
     "  };\n"
     "  ws.onmessage = (ev) => {\n"
     "    const m = JSON.parse(ev.data);\n"
-    "    if (m.type === 'gap') { line('sys', '', 'missed messages ' + m.from + '-' + m.to); return; }\n"
-    "    if (m.type === 'error') { line('sys', '', 'error: ' + JSON.stringify(m.detail)); return; }\n"
+    "    if (m.type === 'gap') { line('sys', '', 'missed messages ' + m.from + '-' + m.to); "
+    "return; }\n"
+    "    if (m.type === 'error') { line('sys', '', 'error: ' + JSON.stringify(m.detail)); return; "
+    "}\n"
     "    if (m.type === 'ack') return;\n"
     "    lastId = m.id;\n"
     "    const v = m.value || {};\n"
@@ -84,8 +87,8 @@ static void chat_page(sp_http_req *req, void *udata)
 {
     sp_api *api = udata;
     static const sp_http_header h[] = {
-        { { "Content-Type", 12 }, { "text/html; charset=utf-8", 24 } },
-        { { "Cache-Control", 13 }, { "no-cache", 8 } },
+        {{"Content-Type", 12}, {"text/html; charset=utf-8", 24}},
+        {{"Cache-Control", 13}, {"no-cache", 8}},
     };
     sp_buf *b = sp_http_req_scratch(req);
     sp_buf_append(b, page_head, sizeof page_head - 1);

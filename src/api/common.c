@@ -25,7 +25,8 @@ bool sp__api_topic_param(sp_http_req *req, sp_api *api, char out[SP_API_TOPIC_MA
     memcpy(out, t.base, t.len);
     out[t.len] = '\0';
     if (!sp_store_topic_name_valid(out)) {
-        sp_http_respond_error(req, 400, "Topic names are 1 to 249 characters of [A-Za-z0-9._-], not '.' or '..'");
+        sp_http_respond_error(
+            req, 400, "Topic names are 1 to 249 characters of [A-Za-z0-9._-], not '.' or '..'");
         return false;
     }
     if (must_exist && !sp_hub_topic_exists(api->hub, out)) {
@@ -35,8 +36,8 @@ bool sp__api_topic_param(sp_http_req *req, sp_api *api, char out[SP_API_TOPIC_MA
     return true;
 }
 
-bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_t min,
-                       uint64_t max, uint64_t *out)
+bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_t min, uint64_t max,
+                       uint64_t *out)
 {
     sp_slice v;
     if (!sp_http_req_query_param(req, name, &v)) {

@@ -12,7 +12,7 @@ static void sleep_handler(sp_http_req *req, void *udata)
     if (!sp__api_query_u64(req, "ms", 100, 0, 10000, &ms))
         return;
     (void)udata;
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0)
         ;
     sp_buf *b = sp_http_req_scratch(req);

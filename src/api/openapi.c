@@ -17,59 +17,117 @@
 
 typedef struct route_doc {
     const char *method, *pattern, *tag, *summary;
-    const char *params; /* JSON array members, without brackets */
-    const char *body;   /* requestBody JSON or NULL */
+    const char *params;  /* JSON array members, without brackets */
+    const char *body;    /* requestBody JSON or NULL */
     const char *answers; /* extra "responses" members */
 } route_doc;
 
-#define P_TOPIC "{\"name\":\"t\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\",\"pattern\":\"^[A-Za-z0-9._-]{1,249}$\"}}"
-#define Q(n, t, d) "{\"name\":\"" n "\",\"in\":\"query\",\"schema\":{\"type\":\"" t "\"},\"description\":\"" d "\"}"
-#define R(code, d) "\"" code "\":{\"description\":\"" d "\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}}"
-#define R422 "\"422\":{\"description\":\"Validation error\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}}}"
-#define RECORDS_BODY "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{}},\"application/x-ndjson\":{\"schema\":{\"type\":\"string\"}}}}"
+#define P_TOPIC                                                                                    \
+    "{\"name\":\"t\",\"in\":\"path\",\"required\":true,\"schema\":{\"type\":\"string\","           \
+    "\"pattern\":\"^[A-Za-z0-9._-]{1,249}$\"}}"
+#define Q(n, t, d)                                                                                 \
+    "{\"name\":\"" n "\",\"in\":\"query\",\"schema\":{\"type\":\"" t "\"},\"description\":\"" d    \
+    "\"}"
+#define R(code, d)                                                                                 \
+    "\"" code "\":{\"description\":\"" d                                                           \
+    "\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/"           \
+    "Error\"}}}}"
+#define R422                                                                                       \
+    "\"422\":{\"description\":\"Validation "                                                       \
+    "error\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/"      \
+    "HTTPValidationError\"}}}}"
+#define RECORDS_BODY                                                                               \
+    "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{}},\"application/"          \
+    "x-ndjson\":{\"schema\":{\"type\":\"string\"}}}}"
 
 static const route_doc docs[] = {
-    { "GET", "/", "demo", "Hello World (the seed app's root)", NULL, NULL, NULL },
-    { "GET", "/noop", "demo", "Fixed answer, for load tests", NULL, NULL, NULL },
-    { "GET", "/healthz", "ops", "Liveness", NULL, NULL, NULL },
-    { "GET", "/readyz", "ops", "Readiness (503 while draining)", NULL, NULL, R("503", "Shutting down") },
-    { "GET", "/metrics", "ops", "Prometheus metrics", NULL, NULL, NULL },
-    { "GET", "/v1/topics", "topics", "List topics", NULL, NULL, NULL },
-    { "POST", "/v1/topics", "topics", "Create a topic",
-      NULL, "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/TopicCreate\"}}}}",
-      R("400", "Bad topic name") "," R("409", "Topic exists") "," R("422", "Bad configuration or schema") },
-    { "GET", "/v1/topics/{t}", "topics", "Describe a topic: partitions, offsets, counts, schema",
-      P_TOPIC, NULL, R("404", "No such topic") },
-    { "DELETE", "/v1/topics/{t}", "topics", "Delete a topic and its data", P_TOPIC, NULL, R("404", "No such topic") },
-    { "POST", "/v1/topics/{t}/records", "records",
-      "Produce one JSON value, a JSON array (one batch, all-or-nothing) or NDJSON",
-      P_TOPIC "," Q("ack", "string", "durable (default: 200 once durable) or none (202 at once)") ","
-          Q("key", "string", "record key: picks the partition (Kafka's murmur2)") ","
-          Q("partition", "integer", "explicit partition") "," Q("timestamp", "integer", "producer timestamp, ms"),
-      RECORDS_BODY,
-      "\"202\":{\"description\":\"Accepted (ack=none)\"}," R("404", "No such topic") "," R("413", "Too large") ","
-      R("415", "Unsupported Content-Type") "," R422 "," R("503", "Backend queue full; Retry-After") ","
-      R("504", "No acknowledgement within api.ack_timeout") "," R("507", "Disk full") },
-    { "GET", "/v1/topics/{t}/records", "records", "History by offset or time, with a next cursor",
-      P_TOPIC "," Q("from", "string", "offset, earliest or latest") "," Q("from_time", "integer", "ms since the epoch") ","
-          Q("partition", "integer", "partition (default 0)") "," Q("limit", "integer", "at most this many"),
-      NULL, R("404", "No such topic") },
-    { "GET", "/v1/topics/{t}/latest", "records", "Newest records first, from memory",
-      P_TOPIC "," Q("limit", "integer", "default 10"), NULL, R("404", "No such topic") },
-    { "GET", "/v1/topics/{t}/stream", "streams",
-      "Server-Sent Events: records as they become durable; resume with Last-Event-ID or from",
-      P_TOPIC "," Q("from", "string", "latest (default), earliest, an offset, time:<ms>, or an event id/cursor to resume after") ","
-          Q("from_time", "integer", "ms since the epoch") "," Q("partition", "integer", "one partition (default all)") ","
-          Q("policy", "string", "disconnect (default) or skip"),
-      NULL, R("404", "No such topic") "," R("422", "Bad from, partition, policy or Last-Event-ID") },
-    { "GET", "/debug/sleep", "ops", "Block the loop for ?ms= (debug.routes only)", NULL, NULL, NULL },
-    { "GET", "/latest-news", "demo", "The 10 newest articles (seed-compatible)", NULL, NULL, NULL },
-    { "POST", "/items", "demo", "Validate an Item and append it to `items` (seed-compatible)",
-      Q("ack", "string", "durable (default) or none"),
-      "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Item\"}}}}",
-      R422 "," R("503", "Backend queue full") "," R("504", "No acknowledgement in time") },
-    { "GET", "/openapi.json", "ops", "This document", NULL, NULL, NULL },
-    { "GET", "/docs", "ops", "Swagger UI", NULL, NULL, NULL },
+    {"GET", "/", "demo", "Hello World (the seed app's root)", NULL, NULL, NULL},
+    {"GET", "/noop", "demo", "Fixed answer, for load tests", NULL, NULL, NULL},
+    {"GET", "/healthz", "ops", "Liveness", NULL, NULL, NULL},
+    {"GET", "/readyz", "ops", "Readiness (503 while draining)", NULL, NULL,
+     R("503", "Shutting down")},
+    {"GET", "/metrics", "ops", "Prometheus metrics", NULL, NULL, NULL},
+    {"GET", "/v1/topics", "topics", "List topics", NULL, NULL, NULL},
+    {"POST", "/v1/topics", "topics", "Create a topic", NULL,
+     "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/"
+     "schemas/TopicCreate\"}}}}",
+     R("400", "Bad topic name") "," R("409", "Topic exists") "," R("422",
+                                                                   "Bad configuration or schema")},
+    {"GET", "/v1/topics/{t}", "topics", "Describe a topic: partitions, offsets, counts, schema",
+     P_TOPIC, NULL, R("404", "No such topic")},
+    {"DELETE", "/v1/topics/{t}", "topics", "Delete a topic and its data", P_TOPIC, NULL,
+     R("404", "No such topic")},
+    {"POST", "/v1/topics/{t}/records", "records",
+     "Produce one JSON value, a JSON array (one batch, all-or-nothing) or NDJSON",
+     P_TOPIC
+     "," Q("ack", "string", "durable (default: 200 once durable) or none (202 at once)") "," Q(
+         "key", "string",
+         "record key: picks the partition (Kafka's murmur2)") "," Q("partition", "integer",
+                                                                    "explicit partition") "," Q("ti"
+                                                                                                "me"
+                                                                                                "st"
+                                                                                                "am"
+                                                                                                "p",
+                                                                                                "in"
+                                                                                                "te"
+                                                                                                "ge"
+                                                                                                "r",
+                                                                                                "pr"
+                                                                                                "od"
+                                                                                                "uc"
+                                                                                                "er"
+                                                                                                " t"
+                                                                                                "im"
+                                                                                                "es"
+                                                                                                "ta"
+                                                                                                "mp"
+                                                                                                ", "
+                                                                                                "m"
+                                                                                                "s"),
+     RECORDS_BODY,
+     "\"202\":{\"description\":\"Accepted (ack=none)\"}," R("404", "No such topic") "," R(
+         "413",
+         "Too large") "," R("415",
+                            "Unsupported Content-Type") "," R422
+                                                        "," R("503", "Backend queue full; "
+                                                                     "Retry-After") "," R(
+                                                            "504",
+                                                            "No acknowledgement within "
+                                                            "api.ack_timeout") "," R("507",
+                                                                                     "Disk full")},
+    {"GET", "/v1/topics/{t}/records", "records", "History by offset or time, with a next cursor",
+     P_TOPIC "," Q("from", "string", "offset, earliest or latest") "," Q(
+         "from_time", "integer",
+         "ms since the epoch") "," Q("partition", "integer",
+                                     "partition (default 0)") "," Q("limit", "integer",
+                                                                    "at most this many"),
+     NULL, R("404", "No such topic")},
+    {"GET", "/v1/topics/{t}/latest", "records", "Newest records first, from memory",
+     P_TOPIC "," Q("limit", "integer", "default 10"), NULL, R("404", "No such topic")},
+    {"GET", "/v1/topics/{t}/stream", "streams",
+     "Server-Sent Events: records as they become durable; resume with Last-Event-ID or from",
+     P_TOPIC
+     "," Q("from", "string",
+           "latest (default), earliest, an offset, time:<ms>, or an event id/cursor to resume "
+           "after") "," Q("from_time", "integer",
+                          "ms since the epoch") "," Q("partition", "integer",
+                                                      "one partition (default all)") "," Q("policy",
+                                                                                           "string",
+                                                                                           "disconn"
+                                                                                           "ect "
+                                                                                           "(defaul"
+                                                                                           "t) or "
+                                                                                           "skip"),
+     NULL, R("404", "No such topic") "," R("422", "Bad from, partition, policy or Last-Event-ID")},
+    {"GET", "/debug/sleep", "ops", "Block the loop for ?ms= (debug.routes only)", NULL, NULL, NULL},
+    {"GET", "/latest-news", "demo", "The 10 newest articles (seed-compatible)", NULL, NULL, NULL},
+    {"POST", "/items", "demo", "Validate an Item and append it to `items` (seed-compatible)",
+     Q("ack", "string", "durable (default) or none"),
+     "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/"
+     "schemas/Item\"}}}}",
+     R422 "," R("503", "Backend queue full") "," R("504", "No acknowledgement in time")},
+    {"GET", "/openapi.json", "ops", "This document", NULL, NULL, NULL},
+    {"GET", "/docs", "ops", "Swagger UI", NULL, NULL, NULL},
 };
 
 static const route_doc *doc_for(const char *method, const char *pattern)
@@ -102,8 +160,8 @@ static void put_operation(sp_buf *b, const char *method, const char *pattern)
         sp_buf_printf(b, ",\"parameters\":[%s]", d->params);
     if (d && d->body)
         sp_buf_printf(b, ",\"requestBody\":%s", d->body);
-    sp_buf_printf(b, ",\"responses\":{\"200\":{\"description\":\"OK\"}%s%s}}", d && d->answers ? "," : "",
-                  d && d->answers ? d->answers : "");
+    sp_buf_printf(b, ",\"responses\":{\"200\":{\"description\":\"OK\"}%s%s}}",
+                  d && d->answers ? "," : "", d && d->answers ? d->answers : "");
 }
 
 /* Routes arrive in registration order; operations of one path must be
@@ -146,7 +204,7 @@ static void put_path(sp_http_method m, const char *pattern, void *udata)
         sp_buf_putc(pp->b, ',');
     sp_json_cstr(pp->b, pattern);
     sp_buf_append_cstr(pp->b, ":{");
-    path_pass one = { pp->b, pattern, true };
+    path_pass one = {pp->b, pattern, true};
     sp_router_each(pp->router, put_if_same_path, &one);
     sp_buf_putc(pp->b, '}');
 }
@@ -161,13 +219,15 @@ static void put_topic_paths(sp_api *api, sp_buf *b)
         sp_buf schema;
         sp_buf_init(&schema, 1 << 20);
         if (sp_hub_topic_schema(api->hub, names[i], &schema)) {
-            sp_buf_printf(b, ",\"/v1/topics/%s/records\":{\"post\":{\"tags\":[\"topic %s\"],"
-                             "\"summary\":\"Produce to %s (validated against its schema)\","
-                             "\"operationId\":\"produce %s\",\"requestBody\":{\"required\":true,"
-                             "\"content\":{\"application/json\":{\"schema\":",
+            sp_buf_printf(b,
+                          ",\"/v1/topics/%s/records\":{\"post\":{\"tags\":[\"topic %s\"],"
+                          "\"summary\":\"Produce to %s (validated against its schema)\","
+                          "\"operationId\":\"produce %s\",\"requestBody\":{\"required\":true,"
+                          "\"content\":{\"application/json\":{\"schema\":",
                           names[i], names[i], names[i], names[i]);
             sp_buf_append(b, schema.base, schema.len);
-            sp_buf_append_cstr(b, "}}},\"responses\":{\"200\":{\"description\":\"Durable\"}," R422 "}}}");
+            sp_buf_append_cstr(b, "}}},\"responses\":{\"200\":{\"description\":\"Durable\"}," R422
+                                  "}}}");
         }
         sp_buf_free(&schema);
     }
@@ -176,14 +236,17 @@ static void put_topic_paths(sp_api *api, sp_buf *b)
 
 static const char components[] =
     "\"components\":{\"schemas\":{"
-    "\"Error\":{\"type\":\"object\",\"properties\":{\"detail\":{\"type\":\"string\"}},\"required\":[\"detail\"]},"
+    "\"Error\":{\"type\":\"object\",\"properties\":{\"detail\":{\"type\":\"string\"}},\"required\":"
+    "[\"detail\"]},"
     "\"ValidationError\":{\"type\":\"object\",\"properties\":{\"type\":{\"type\":\"string\"},"
-    "\"loc\":{\"type\":\"array\",\"items\":{\"type\":[\"string\",\"integer\"]}},\"msg\":{\"type\":\"string\"},"
+    "\"loc\":{\"type\":\"array\",\"items\":{\"type\":[\"string\",\"integer\"]}},\"msg\":{\"type\":"
+    "\"string\"},"
     "\"input\":{},\"ctx\":{\"type\":\"object\"}},\"required\":[\"type\",\"loc\",\"msg\"]},"
     "\"HTTPValidationError\":{\"type\":\"object\",\"properties\":{\"detail\":{\"type\":\"array\","
     "\"items\":{\"$ref\":\"#/components/schemas/ValidationError\"}}}},"
     "\"TopicCreate\":{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
-    "\"name\":{\"type\":\"string\"},\"partitions\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":1024},"
+    "\"name\":{\"type\":\"string\"},\"partitions\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":"
+    "1024},"
     "\"segment_bytes\":{\"type\":\"integer\"},\"retention_bytes\":{\"type\":\"integer\"},"
     "\"retention_ms\":{\"type\":\"integer\"},\"schema\":{\"type\":\"object\"}}},"
     "\"Item\":";
@@ -193,11 +256,12 @@ static void openapi(sp_http_req *req, void *udata)
     sp_api *api = udata;
     sp_buf b;
     sp_buf_init(&b, SP_BUF_UNLIMITED);
-    sp_buf_printf(&b, "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"spate\",\"version\":\"%s\","
-                      "\"description\":\"Real-time event streaming: durable topics over REST, "
-                      "WebSocket and Server-Sent Events.\"},\"paths\":{",
+    sp_buf_printf(&b,
+                  "{\"openapi\":\"3.1.0\",\"info\":{\"title\":\"spate\",\"version\":\"%s\","
+                  "\"description\":\"Real-time event streaming: durable topics over REST, "
+                  "WebSocket and Server-Sent Events.\"},\"paths\":{",
                   SPATE_VERSION);
-    paths_pass pp = { api, api->router, &b, NULL, 0 };
+    paths_pass pp = {api, api->router, &b, NULL, 0};
     sp_router_each(api->router, put_path, &pp);
     free(pp.seen);
     if (api->hub)
@@ -219,16 +283,18 @@ typedef struct asset {
 } asset;
 
 static asset assets[] = {
-    { "swagger-ui.css", "text/css; charset=utf-8", NULL, 0 },
-    { "swagger-ui-bundle.js", "application/javascript; charset=utf-8", NULL, 0 },
-    { "favicon-32x32.png", "image/png", NULL, 0 },
+    {"swagger-ui.css", "text/css; charset=utf-8", NULL, 0},
+    {"swagger-ui-bundle.js", "application/javascript; charset=utf-8", NULL, 0},
+    {"favicon-32x32.png", "image/png", NULL, 0},
 };
 
 static const char docs_html[] =
     "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>spate API</title>"
-    "<link rel=\"stylesheet\" href=\"/docs/swagger-ui.css\"><link rel=\"icon\" href=\"/docs/favicon-32x32.png\">"
+    "<link rel=\"stylesheet\" href=\"/docs/swagger-ui.css\"><link rel=\"icon\" "
+    "href=\"/docs/favicon-32x32.png\">"
     "</head><body><div id=\"swagger-ui\"></div><script src=\"/docs/swagger-ui-bundle.js\"></script>"
-    "<script>window.ui=SwaggerUIBundle({url:'/openapi.json',dom_id:'#swagger-ui',deepLinking:true});</script>"
+    "<script>window.ui=SwaggerUIBundle({url:'/"
+    "openapi.json',dom_id:'#swagger-ui',deepLinking:true});</script>"
     "</body></html>";
 
 static void load_assets(void)
@@ -238,7 +304,8 @@ static void load_assets(void)
     for (size_t i = 0; i < sizeof assets / sizeof assets[0]; i++) {
         if (assets[i].data)
             continue;
-        snprintf(path, sizeof path, "%s/swagger-ui-dist/%s", dir ? dir : SPATE_WEB_MODULES, assets[i].name);
+        snprintf(path, sizeof path, "%s/swagger-ui-dist/%s", dir ? dir : SPATE_WEB_MODULES,
+                 assets[i].name);
         FILE *f = fopen(path, "rb");
         if (!f)
             continue;
@@ -257,11 +324,12 @@ static void docs_page(sp_http_req *req, void *udata)
 {
     (void)udata;
     if (!assets[1].data) {
-        sp_http_respond_error(req, 503, "Swagger UI assets are not installed: run scripts/install-deps.sh "
-                                        "(npm ci in web/) or set SPATE_WEB_DIR");
+        sp_http_respond_error(req, 503,
+                              "Swagger UI assets are not installed: run scripts/install-deps.sh "
+                              "(npm ci in web/) or set SPATE_WEB_DIR");
         return;
     }
-    static const sp_http_header ct = { { "Content-Type", 12 }, { "text/html; charset=utf-8", 24 } };
+    static const sp_http_header ct = {{"Content-Type", 12}, {"text/html; charset=utf-8", 24}};
     sp_http_respond(req, 200, &ct, 1, sp_slice_make(docs_html, sizeof docs_html - 1));
 }
 
@@ -271,8 +339,9 @@ static void docs_asset(sp_http_req *req, void *udata)
     sp_slice name = sp_http_req_param(req, "file");
     for (size_t i = 0; i < sizeof assets / sizeof assets[0]; i++) {
         if (assets[i].data && sp_slice_eq_cstr(name, assets[i].name)) {
-            sp_http_header h[2] = { { SP_SLICE_LIT("Content-Type"), sp_slice_cstr(assets[i].type) },
-                                    { SP_SLICE_LIT("Cache-Control"), SP_SLICE_LIT("public, max-age=86400") } };
+            sp_http_header h[2] = {
+                {SP_SLICE_LIT("Content-Type"), sp_slice_cstr(assets[i].type)},
+                {SP_SLICE_LIT("Cache-Control"), SP_SLICE_LIT("public, max-age=86400")}};
             sp_http_respond(req, 200, h, 2, sp_slice_make(assets[i].data, assets[i].len));
             return;
         }

@@ -46,11 +46,11 @@ static void on_timer_closed(uv_handle_t *h)
 static void respond_errno(sp_http_req *req, int err, const char *topic)
 {
     static const sp_http_header retry[] = {
-        { { "Retry-After", 11 }, { "1", 1 } },
-        { { "Content-Type", 12 }, { "application/json", 16 } },
+        {{"Retry-After", 11}, {"1", 1}},
+        {{"Content-Type", 12}, {"application/json", 16}},
     };
     char body[512];
-    sp_buf b = { body, 0, sizeof body - 1, sizeof body - 1 };
+    sp_buf b = {body, 0, sizeof body - 1, sizeof body - 1};
     switch (err) {
     case -EAGAIN:
         sp_json_detail(&b, SP_SLICE_LIT("Backend queue is full, retry later"));
@@ -61,10 +61,13 @@ static void respond_errno(sp_http_req *req, int err, const char *topic)
         sp_http_respond(req, 503, retry, 2, sp_buf_slice(&b));
         return;
     case -ENOENT: sp__api_errorf(req, 404, "Topic '%s' not found", topic); return;
-    case -EMSGSIZE: sp_http_respond_error(req, 413, "A record is larger than store.max_record_bytes"); return;
+    case -EMSGSIZE:
+        sp_http_respond_error(req, 413, "A record is larger than store.max_record_bytes");
+        return;
     case -ENOSPC: sp_http_respond_error(req, 507, "No space left on the log's disk"); return;
     case -EUCLEAN:
-        sp_http_respond_error(req, 500, "Partition is fenced after detected corruption; see the server log");
+        sp_http_respond_error(req, 500,
+                              "Partition is fenced after detected corruption; see the server log");
         return;
     case -EINVAL: sp_http_respond_error(req, 422, "Invalid partition or empty batch"); return;
     default: sp__api_errorf(req, 500, "Append failed: %s", strerror(-err)); return;
@@ -75,14 +78,16 @@ static void respond_records(sp_http_req *req, const sp_store_ack *ack, int64_t t
 {
     sp_buf *b = sp_http_req_scratch(req);
     if (sp_buf_reserve(b, 16 + n * 112) != 0) { /* 112: one entry at its widest */
-        sp_http_respond_error(req, 500, "The records are stored, but the list of their offsets "
-                                        "exceeds http.max_output_bytes; lower api.max_batch_records");
+        sp_http_respond_error(req, 500,
+                              "The records are stored, but the list of their offsets "
+                              "exceeds http.max_output_bytes; lower api.max_batch_records");
         return;
     }
     sp_buf_append_cstr(b, "{\"records\":[");
     for (size_t i = 0; i < n; i++) {
         unsigned long long off = ack->base_offset + i;
-        sp_buf_printf(b, "%s{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld}",
+        sp_buf_printf(b,
+                      "%s{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld}",
                       i ? "," : "", ack->partition, off, ack->partition, off,
                       (long long)(ts >= 0 ? ts : ack->timestamp));
     }
@@ -112,8 +117,9 @@ static void on_ack_timeout(uv_timer_t *t)
     if (op->answered)
         return;
     op->answered = true;
-    sp_http_respond_error(op->req, 504, "Timed out waiting for the durable acknowledgement; "
-                                        "the records may or may not have been stored");
+    sp_http_respond_error(op->req, 504,
+                          "Timed out waiting for the durable acknowledgement; "
+                          "the records may or may not have been stored");
     uv_close((uv_handle_t *)&op->timer, on_timer_closed);
 }
 
@@ -125,7 +131,8 @@ static bool get_key(sp_http_req *req, char *buf, sp_slice *key)
     if (sp_http_req_query_param(req, "key", &q)) {
         long n = sp__api_unescape(q, buf, MAX_KEY);
         if (n < 0) {
-            sp_http_respond_error(req, 422, "Query parameter 'key' is badly escaped or over 1024 bytes");
+            sp_http_respond_error(req, 422,
+                                  "Query parameter 'key' is badly escaped or over 1024 bytes");
             return false;
         }
         *key = sp_slice_make(buf, (size_t)n);
@@ -184,7 +191,7 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
     produce_args a;
     char keybuf[MAX_KEY];
     sp_slice key;
-    sp__api_batch batch = { 0 };
+    sp__api_batch batch = {0};
     if (!parse_produce_args(req, api, &a) || !get_key(req, keybuf, &key) ||
         !sp__api_parse_records(req, api, single, &batch))
         return;
@@ -197,7 +204,7 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
     }
     sp_store_record *recs = sp_xcalloc(batch.n, sizeof *recs);
     for (size_t i = 0; i < batch.n; i++)
-        recs[i] = (sp_store_record){ .timestamp = a.timestamp, .key = key, .value = batch.raw[i] };
+        recs[i] = (sp_store_record){.timestamp = a.timestamp, .key = key, .value = batch.raw[i]};
     sp_loop *loop = sp_http_req_loop(req);
     int rc;
     if (!a.durable) {
@@ -255,15 +262,18 @@ static void latest(sp_http_req *req, void *udata)
     sp__api_respond_recs(req, recs, (size_t)n, false);
 }
 
-void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n, bool values_only)
+void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n,
+                          bool values_only)
 {
     sp_buf *b = sp_http_req_scratch(req);
     size_t need = 2; /* an upper bound: a non-JSON value is escaped at most 6x */
     for (size_t i = 0; i < n; i++)
-        need += 1 + (!values_only ? recs[i]->json.len
-                     : recs[i]->value_is_json ? recs[i]->value.len : 6 * recs[i]->value.len + 2);
+        need += 1 + (!values_only             ? recs[i]->json.len
+                     : recs[i]->value_is_json ? recs[i]->value.len
+                                              : 6 * recs[i]->value.len + 2);
     if (sp_buf_reserve(b, need) != 0) {
-        sp_http_respond_error(req, 500, "Response would exceed http.max_output_bytes; ask for fewer records");
+        sp_http_respond_error(req, 500,
+                              "Response would exceed http.max_output_bytes; ask for fewer records");
         return;
     }
     sp_buf_putc(b, '[');
@@ -297,13 +307,15 @@ static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint3
         if (sp_slice_to_u64(v, 1ull << 52, &n) == 0) {
             ms = (int64_t)n;
         } else if (tl <= 0 || sp_time_parse_iso8601(sp_slice_make(text, (size_t)tl), &ms) != 0) {
-            sp_http_respond_error(req, 422, "Query parameter 'from_time' must be milliseconds since "
-                                            "the epoch or an ISO 8601 time (2026-11-23T19:30:00Z)");
+            sp_http_respond_error(req, 422,
+                                  "Query parameter 'from_time' must be milliseconds since "
+                                  "the epoch or an ISO 8601 time (2026-11-23T19:30:00Z)");
             return false;
         }
         int rc = sp_store_offset_for_time(st, topic, partition, ms, from);
         if (rc != 0) {
-            sp__api_errorf(req, rc == -ENOENT ? 404 : 422, "Cannot seek by time: %s", strerror(-rc));
+            sp__api_errorf(req, rc == -ENOENT ? 404 : 422, "Cannot seek by time: %s",
+                           strerror(-rc));
             return false;
         }
         return true;
@@ -328,7 +340,8 @@ static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint3
     } else {
         unsigned long long o;
         if (sp_slice_to_u64(v, ~0ULL, &o) != 0) {
-            sp_http_respond_error(req, 422, "Query parameter 'from' must be an offset, 'earliest' or 'latest'");
+            sp_http_respond_error(
+                req, 422, "Query parameter 'from' must be an offset, 'earliest' or 'latest'");
             return false;
         }
         *from = o > end ? end : o;
@@ -370,7 +383,8 @@ static void history(sp_http_req *req, void *udata)
         sp_hub_envelope(b, (uint32_t)partition, r);
     }
     uint64_t next = n ? rs.records[n - 1].offset + 1 : from;
-    sp_buf_printf(b, "],\"partition\":%llu,\"next\":%llu,\"start_offset\":%llu,\"end_offset\":%llu}",
+    sp_buf_printf(b,
+                  "],\"partition\":%llu,\"next\":%llu,\"start_offset\":%llu,\"end_offset\":%llu}",
                   (unsigned long long)partition, (unsigned long long)next,
                   (unsigned long long)rs.start_offset, (unsigned long long)rs.end_offset);
     sp_store_records_free(&rs);

@@ -13,7 +13,6 @@
 
 #include "api/api_int.h"
 
-
 typedef enum { ACTION_LATEST, ACTION_PRODUCE } action;
 
 typedef struct route_decl {
@@ -57,14 +56,14 @@ static void produce_value(sp_http_req *req, void *udata)
 int sp__api_register_seed(sp_router *r, sp_api *api)
 {
     const route_decl decls[] = {
-        { SP_HTTP_GET, "/latest-news", &api->opts.news_topic, ACTION_LATEST, 10 },
-        { SP_HTTP_POST, "/items", &api->opts.items_topic, ACTION_PRODUCE, 0 },
+        {SP_HTTP_GET, "/latest-news", &api->opts.news_topic, ACTION_LATEST, 10},
+        {SP_HTTP_POST, "/items", &api->opts.items_topic, ACTION_PRODUCE, 0},
     };
     for (size_t i = 0; i < sizeof decls / sizeof decls[0]; i++) {
         if (*decls[i].topic == NULL || api->nbound == sizeof api->bound / sizeof api->bound[0])
             continue;
         bound_route *br = &api->bound[api->nbound++];
-        *br = (bound_route){ api, *decls[i].topic, decls[i].limit };
+        *br = (bound_route){api, *decls[i].topic, decls[i].limit};
         int rc = sp_router_add(r, decls[i].method, decls[i].path,
                                decls[i].act == ACTION_LATEST ? latest_values : produce_value, br);
         if (rc)
@@ -93,4 +92,3 @@ int sp_api_register_rest(sp_router *r, sp_api *api)
     rc = rc ? rc : sp__api_register_docs(r, api);
     return rc;
 }
-

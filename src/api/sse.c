@@ -21,10 +21,10 @@
 #include "api/api_int.h"
 #include "core/alloc.h"
 
-#define SSE_WINDOW (64u << 10)
+#define SSE_WINDOW           (64u << 10)
 #define DEFAULT_KEEPALIVE_MS 15000
-#define DEFAULT_RETRY_MS 3000
-#define UNBOUNDED ((size_t)-1 / 2) /* our window check bounds writes; last words always go */
+#define DEFAULT_RETRY_MS     3000
+#define UNBOUNDED            ((size_t)-1 / 2) /* our window check bounds writes; last words always go */
 
 typedef struct sse_home sse_home;
 
@@ -79,8 +79,8 @@ static void home_join(sse_stream *st, sp_loop *loop, const sp_api *api)
 {
     sse_home *h = tls_home;
     if (!h) {
-        uint64_t every = api->opts.sse_keepalive_ms ? api->opts.sse_keepalive_ms
-                                                    : DEFAULT_KEEPALIVE_MS;
+        uint64_t every =
+            api->opts.sse_keepalive_ms ? api->opts.sse_keepalive_ms : DEFAULT_KEEPALIVE_MS;
         h = tls_home = sp_xcalloc(1, sizeof *h);
         uv_timer_init(&loop->uv, &h->timer);
         h->timer.data = h;
@@ -149,8 +149,9 @@ static void finish_end(sse_stream *st, int reason)
         finish(st, SP_SLICE_LIT("event: error\ndata: {\"detail\":\"topic deleted\"}\n\n"));
     } else {
         char msg[160];
-        int n = snprintf(msg, sizeof msg, "event: error\ndata: {\"detail\":\"read failed: %s\"}\n\n",
-                         strerror(-reason));
+        int n =
+            snprintf(msg, sizeof msg, "event: error\ndata: {\"detail\":\"read failed: %s\"}\n\n",
+                     strerror(-reason));
         finish(st, sp_slice_make(msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1));
     }
 }
@@ -240,7 +241,8 @@ static void on_stream_event(sp_http_stream *s, int event, void *arg)
         st->s = NULL;
         st->done = true;
     } else if (event == SP_HTTP_STREAM_SHUTDOWN) {
-        finish(st, SP_SLICE_LIT("event: shutdown\ndata: {\"detail\":\"server shutting down\"}\n\n"));
+        finish(st,
+               SP_SLICE_LIT("event: shutdown\ndata: {\"detail\":\"server shutting down\"}\n\n"));
     }
     if (!st->busy)
         release(st);
@@ -298,7 +300,7 @@ static bool parse_start(sp_http_req *req, sse_params *p)
     if (sp_http_req_query_param(req, "from_time", &v)) {
         if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &ms))
             return false;
-        p->o.start = (sp_hub_start){ .kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)ms };
+        p->o.start = (sp_hub_start){.kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)ms};
         return true;
     }
     if (!sp_http_req_query_param(req, "from", &v))
@@ -308,8 +310,9 @@ static bool parse_start(sp_http_req *req, sse_params *p)
     bool ok = n > 0 && parse_from(sp_slice_make(text, (size_t)n), p);
     free(text);
     if (!ok)
-        sp_http_respond_error(req, 422, "Query parameter 'from' must be 'earliest', 'latest', an "
-                                        "offset, 'time:<ms>' or an event id ('<partition>-<offset>')");
+        sp_http_respond_error(req, 422,
+                              "Query parameter 'from' must be 'earliest', 'latest', an "
+                              "offset, 'time:<ms>' or an event id ('<partition>-<offset>')");
     return ok;
 }
 
@@ -317,7 +320,7 @@ static bool parse_params(sp_http_req *req, sse_params *p)
 {
     sp_slice v;
     uint64_t partition;
-    p->o = (sp_hub_sub_options){ .partition = SP_STORE_PARTITION_ANY };
+    p->o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY};
     if (sp_http_req_query_param(req, "partition", &v)) {
         if (!sp__api_query_u64(req, "partition", 0, 0, 1023, &partition))
             return false;
@@ -327,7 +330,8 @@ static bool parse_params(sp_http_req *req, sse_params *p)
         if (sp_slice_eq_cstr(v, "skip")) {
             p->o.policy = SP_HUB_POLICY_SKIP;
         } else if (!sp_slice_eq_cstr(v, "disconnect")) {
-            sp_http_respond_error(req, 422, "Query parameter 'policy' must be 'disconnect' or 'skip'");
+            sp_http_respond_error(req, 422,
+                                  "Query parameter 'policy' must be 'disconnect' or 'skip'");
             return false;
         }
     }
@@ -335,9 +339,9 @@ static bool parse_params(sp_http_req *req, sse_params *p)
 }
 
 static const sp_http_header sse_headers[] = {
-    { { "Content-Type", 12 }, { "text/event-stream", 17 } },
-    { { "Cache-Control", 13 }, { "no-cache", 8 } },
-    { { "X-Accel-Buffering", 17 }, { "no", 2 } },
+    {{"Content-Type", 12}, {"text/event-stream", 17}},
+    {{"Cache-Control", 13}, {"no-cache", 8}},
+    {{"X-Accel-Buffering", 17}, {"no", 2}},
 };
 
 static void subscribe_failed(sp_http_req *req, const char *topic, int rc)
@@ -365,9 +369,9 @@ static void start_stream(sp_http_req *req, sp_api *api, const char *topic, sse_p
     st->s = sp_http_stream_start(req, 200, sse_headers, 3, on_stream_event, st);
     home_join(st, loop, api);
     char retry[48];
-    int n = snprintf(retry, sizeof retry, "retry: %llu\n\n",
-                     (unsigned long long)(api->opts.sse_retry_ms ? api->opts.sse_retry_ms
-                                                                 : DEFAULT_RETRY_MS));
+    int n = snprintf(
+        retry, sizeof retry, "retry: %llu\n\n",
+        (unsigned long long)(api->opts.sse_retry_ms ? api->opts.sse_retry_ms : DEFAULT_RETRY_MS));
     sp_http_stream_write(st->s, sp_slice_make(retry, (size_t)n), UNBOUNDED);
     pump(st);
 }
@@ -376,7 +380,7 @@ static void handle_stream(sp_http_req *req, void *udata)
 {
     sp_api *api = udata;
     char topic[SP_API_TOPIC_MAX + 1];
-    sse_params p = { 0 };
+    sse_params p = {0};
     if (!sp__api_topic_param(req, api, topic, true) || !parse_params(req, &p)) {
         free(p.pos);
         return;

@@ -35,7 +35,9 @@ static void put_partition(sp_buf *b, const sp_store_partition_info *p)
                   p->partition, (unsigned long long)p->start_offset,
                   (unsigned long long)p->end_offset, (unsigned long long)p->records,
                   (unsigned long long)p->bytes, p->segments,
-                  p->state == 0 ? "ok" : p->state == -EUCLEAN ? "fenced" : "recovering");
+                  p->state == 0          ? "ok"
+                  : p->state == -EUCLEAN ? "fenced"
+                                         : "recovering");
 }
 
 static void respond_topic(sp_http_req *req, sp_api *api, const char *name, int status)
@@ -53,13 +55,13 @@ static void respond_topic(sp_http_req *req, sp_api *api, const char *name, int s
     }
     sp_buf_append_cstr(b, "{\"name\":");
     sp_json_cstr(b, name);
-    sp_buf_printf(b,
-                  ",\"partitions\":%u,\"segment_bytes\":%llu,\"retention_bytes\":%llu,"
-                  "\"retention_ms\":%lld,\"created\":%lld,\"records\":%llu,\"bytes\":%llu,\"schema\":",
-                  info.partition_count, (unsigned long long)info.config.segment_bytes,
-                  (unsigned long long)info.config.retention_bytes,
-                  (long long)info.config.retention_ms, (long long)info.created_ms,
-                  (unsigned long long)records, (unsigned long long)bytes);
+    sp_buf_printf(
+        b,
+        ",\"partitions\":%u,\"segment_bytes\":%llu,\"retention_bytes\":%llu,"
+        "\"retention_ms\":%lld,\"created\":%lld,\"records\":%llu,\"bytes\":%llu,\"schema\":",
+        info.partition_count, (unsigned long long)info.config.segment_bytes,
+        (unsigned long long)info.config.retention_bytes, (long long)info.config.retention_ms,
+        (long long)info.created_ms, (unsigned long long)records, (unsigned long long)bytes);
     if (!sp_hub_topic_schema(api->hub, name, b))
         sp_buf_append_cstr(b, "null");
     sp_buf_printf(b, ",\"subscribers\":%u", sp_hub_topic_subscribers(api->hub, name));
@@ -118,7 +120,8 @@ static bool parse_create(sp_http_req *req, json_t *body, char *name, sp_store_to
     }
     const char *s = json_string_value(n);
     if (!sp_store_topic_name_valid(s)) {
-        sp_http_respond_error(req, 400, "Topic names are 1 to 249 characters of [A-Za-z0-9._-], not '.' or '..'");
+        sp_http_respond_error(
+            req, 400, "Topic names are 1 to 249 characters of [A-Za-z0-9._-], not '.' or '..'");
         return false;
     }
     strcpy(name, s);
@@ -127,8 +130,9 @@ static bool parse_create(sp_http_req *req, json_t *body, char *name, sp_store_to
         !opt_uint(body, "segment_bytes", 1ull << 40, &seg) ||
         !opt_uint(body, "retention_bytes", 1ull << 50, &rbytes) ||
         !opt_uint(body, "retention_ms", 1ull << 50, &rms)) {
-        sp_http_respond_error(req, 422, "partitions (1-1024), segment_bytes, retention_bytes and "
-                                        "retention_ms must be non-negative integers");
+        sp_http_respond_error(req, 422,
+                              "partitions (1-1024), segment_bytes, retention_bytes and "
+                              "retention_ms must be non-negative integers");
         return false;
     }
     json_t *schema = json_object_get(body, "schema");
@@ -136,8 +140,10 @@ static bool parse_create(sp_http_req *req, json_t *body, char *name, sp_store_to
         sp_http_respond_error(req, 422, "'schema' must be a JSON Schema object");
         return false;
     }
-    *cfg = (sp_store_topic_config){ .partitions = (uint32_t)parts, .segment_bytes = seg,
-                                    .retention_bytes = rbytes, .retention_ms = (int64_t)rms };
+    *cfg = (sp_store_topic_config){.partitions = (uint32_t)parts,
+                                   .segment_bytes = seg,
+                                   .retention_bytes = rbytes,
+                                   .retention_ms = (int64_t)rms};
     return true;
 }
 
@@ -148,7 +154,8 @@ static void create_topic(sp_http_req *req, void *udata)
     json_error_t jerr;
     json_t *doc = json_loadb(body.base ? body.base : "", body.len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc || !json_is_object(doc)) {
-        sp__api_errorf(req, 400, "Body must be a JSON object: %s", doc ? "got another type" : jerr.text);
+        sp__api_errorf(req, 400, "Body must be a JSON object: %s",
+                       doc ? "got another type" : jerr.text);
         json_decref(doc);
         return;
     }
@@ -158,7 +165,8 @@ static void create_topic(sp_http_req *req, void *udata)
         json_t *schema = json_object_get(doc, "schema");
         char *text = schema && !json_is_null(schema) ? json_dumps(schema, JSON_COMPACT) : NULL;
         char err[512];
-        int rc = sp_hub_topic_create(api->hub, name, &cfg, text, text ? strlen(text) : 0, err, sizeof err);
+        int rc = sp_hub_topic_create(api->hub, name, &cfg, text, text ? strlen(text) : 0, err,
+                                     sizeof err);
         free(text);
         if (rc == -EEXIST)
             sp__api_errorf(req, 409, "Topic '%s' already exists", name);

@@ -14,7 +14,7 @@
 #include "core/alloc.h"
 
 #define MAX_ERROR_BYTES (64 * 1024)
-#define MAX_ERRORS 100
+#define MAX_ERRORS      100
 
 /* ---- the hub's schema compiler ------------------------------------------- */
 
@@ -38,7 +38,7 @@ static void schema_free(void *s)
     sp_schema_free(s);
 }
 
-const sp_hub_schema_ops sp_api_schema_ops = { schema_compile, schema_free };
+const sp_hub_schema_ops sp_api_schema_ops = {schema_compile, schema_free};
 
 /* ---- framing --------------------------------------------------------------- */
 
@@ -78,7 +78,8 @@ static void respond_json_error(sp_http_req *req, int rc, const sp_json_error *er
 
 static sp_slice trim(sp_slice s)
 {
-    while (s.len && (s.base[0] == ' ' || s.base[0] == '\t' || s.base[0] == '\r' || s.base[0] == '\n')) {
+    while (s.len &&
+           (s.base[0] == ' ' || s.base[0] == '\t' || s.base[0] == '\r' || s.base[0] == '\n')) {
         s.base++;
         s.len--;
     }
@@ -99,7 +100,7 @@ static void batch_alloc(sp__api_batch *out, json_t *root, size_t n)
 static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, bool single,
                        sp__api_batch *out)
 {
-    sp_json_limits lim = { body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records };
+    sp_json_limits lim = {body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records};
     json_t *root;
     sp_json_error err;
     int rc = sp_json_parse_strict(body.base, body.len, &lim, &root, &err);
@@ -116,7 +117,9 @@ static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, bool single
     size_t n = json_array_size(root);
     if (n == 0 || n > api->opts.max_batch_records) {
         json_decref(root);
-        sp__api_errorf(req, n ? 413 : 422, n ? "A batch holds at most %zu records" : "A batch must hold at least one record",
+        sp__api_errorf(req, n ? 413 : 422,
+                       n ? "A batch holds at most %zu records"
+                         : "A batch must hold at least one record",
                        api->opts.max_batch_records);
         return false;
     }
@@ -140,7 +143,7 @@ static bool blank(sp_slice s)
 
 static bool parse_ndjson(sp_http_req *req, sp_api *api, sp_slice body, sp__api_batch *out)
 {
-    sp_json_limits lim = { body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records };
+    sp_json_limits lim = {body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records};
     json_t *root;
     sp_json_error err;
     int rc = sp_json_parse_ndjson(body.base, body.len, &lim, &root, &err);
@@ -177,22 +180,26 @@ bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, sp__api_b
     memset(out, 0, sizeof *out);
     enum framing f = framing_of(sp_http_req_header(req, SP_SLICE_LIT("content-type")));
     if (single && f == F_NDJSON) {
-        sp_http_respond_error(req, 415, "Unsupported Content-Type: this route takes one JSON value "
-                                        "(application/json)");
+        sp_http_respond_error(req, 415,
+                              "Unsupported Content-Type: this route takes one JSON value "
+                              "(application/json)");
         return false;
     }
     if (f == F_UNSUPPORTED) {
-        sp_http_respond_error(req, 415, "Unsupported Content-Type: send application/json "
-                                        "(a value or an array of values) or application/x-ndjson");
+        sp_http_respond_error(req, 415,
+                              "Unsupported Content-Type: send application/json "
+                              "(a value or an array of values) or application/x-ndjson");
         return false;
     }
     sp_slice body = sp_http_req_body(req);
     if (body.len == 0) {
-        sp_http_respond_json(req, 422, SP_SLICE_LIT("{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\"],"
-                                                    "\"msg\":\"Field required\",\"input\":null}]}"));
+        sp_http_respond_json(req, 422,
+                             SP_SLICE_LIT("{\"detail\":[{\"type\":\"missing\",\"loc\":[\"body\"],"
+                                          "\"msg\":\"Field required\",\"input\":null}]}"));
         return false;
     }
-    return f == F_JSON ? parse_json(req, api, body, single, out) : parse_ndjson(req, api, body, out);
+    return f == F_JSON ? parse_json(req, api, body, single, out)
+                       : parse_ndjson(req, api, body, out);
 }
 
 void sp__api_batch_free(sp__api_batch *b)

@@ -32,14 +32,14 @@
 #include "core/alloc.h"
 #include "ws/ws.h"
 
-#define WS_WINDOW (64u << 10)
-#define REPLY_LIMIT (1u << 20) /* acks queued for a client that does not read */
-#define UNBOUNDED ((size_t)-1 / 2)
+#define WS_WINDOW    (64u << 10)
+#define REPLY_LIMIT  (1u << 20) /* acks queued for a client that does not read */
+#define UNBOUNDED    ((size_t)-1 / 2)
 #define MAX_INFLIGHT 64
-#define MAX_SUBS 64
+#define MAX_SUBS     64
 #define SUB_NAME_MAX 64
-#define RETRY_MS 5
-#define MAX_ERRORS 20
+#define RETRY_MS     5
+#define MAX_ERRORS   20
 
 typedef struct ws_client ws_client;
 
@@ -68,12 +68,12 @@ struct ws_client {
     unsigned inflight;
     unsigned refs;
     uv_timer_t retry;
-    bool paused;  /* socket input paused by us */
-    bool busy;    /* inside pump */
-    bool driving; /* inside drive */
-    bool done;    /* the socket is over */
+    bool paused;   /* socket input paused by us */
+    bool busy;     /* inside pump */
+    bool driving;  /* inside drive */
+    bool done;     /* the socket is over */
     bool released; /* release() ran */
-    sp_buf out;   /* replies under construction */
+    sp_buf out;    /* replies under construction */
 };
 
 typedef struct publish_op {
@@ -189,8 +189,8 @@ static int write_event(ws_client *c, ws_sub *s, const sp_hub_event *ev)
         if (!named)
             return sp_ws_send_text(c->ws, ev->rec->json, UNBOUNDED);
         /* {"sub":"s1", + the shared envelope without its opening brace */
-        sp_slice parts[2] = { sp_buf_slice(&s->prefix),
-                              sp_slice_make(ev->rec->json.base + 1, ev->rec->json.len - 1) };
+        sp_slice parts[2] = {sp_buf_slice(&s->prefix),
+                             sp_slice_make(ev->rec->json.base + 1, ev->rec->json.len - 1)};
         return sp_ws_send_textv(c->ws, parts, 2, UNBOUNDED);
     }
     sp_buf_reset(&c->out);
@@ -213,7 +213,8 @@ static void sub_ended(ws_client *c, ws_sub *s, int reason)
     }
     const char *detail = reason == SP_HUB_END_DELETED ? "topic deleted" : "read failed";
     if (!s->name[0]) {
-        reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, reason == SP_HUB_END_DELETED ? 410 : 500, detail);
+        reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, reason == SP_HUB_END_DELETED ? 410 : 500,
+                    detail);
         close_client(c, reason == SP_HUB_END_DELETED ? SP_WS_NORMAL : SP_WS_INTERNAL, detail);
         return;
     }
@@ -394,7 +395,8 @@ static bool is_envelope(json_t *doc)
         return false;
     const char *k;
     json_t *v;
-    json_object_foreach(doc, k, v) {
+    json_object_foreach(doc, k, v)
+    {
         if (strcmp(k, "id") && strcmp(k, "value") && strcmp(k, "key") && strcmp(k, "op") &&
             strcmp(k, "topic"))
             return false;
@@ -409,7 +411,8 @@ static bool read_envelope(ws_client *c, json_t *doc, sp_slice msg, publish_req *
     json_t *id = json_object_get(doc, "id"), *key = json_object_get(doc, "key");
     if (id) {
         if (!json_is_string(id) && !json_is_integer(id)) {
-            reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, 422, "'id' must be a string or an integer");
+            reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, 422,
+                        "'id' must be a string or an integer");
             return false;
         }
         char *t = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -463,12 +466,13 @@ static int publish(ws_client *c, const publish_req *p)
 {
     if (!schema_ok(c, p))
         return 0;
-    sp_store_record rec = { .timestamp = -1, .key = p->key, .value = p->value };
+    sp_store_record rec = {.timestamp = -1, .key = p->key, .value = p->value};
     publish_op *op = sp_xmalloc(sizeof *op + p->idlen + 1);
     op->c = c;
     op->idlen = p->idlen;
     memcpy(op->id, p->id, p->idlen + 1);
-    int rc = sp_hub_produce(c->api->hub, c->loop, p->topic, SP_STORE_PARTITION_ANY, &rec, 1, on_ack, op);
+    int rc =
+        sp_hub_produce(c->api->hub, c->loop, p->topic, SP_STORE_PARTITION_ANY, &rec, 1, on_ack, op);
     if (rc == 0) {
         c->inflight++;
         c->refs++;
@@ -485,7 +489,7 @@ static int publish(ws_client *c, const publish_req *p)
 
 static json_t *parse_message(ws_client *c, sp_slice msg)
 {
-    sp_json_limits lim = { msg.len + 1, c->api->opts.max_json_depth, 1 };
+    sp_json_limits lim = {msg.len + 1, c->api->opts.max_json_depth, 1};
     json_t *doc = NULL;
     sp_json_error err;
     if (sp_json_parse_strict(msg.base, msg.len, &lim, &doc, &err) != 0) {
@@ -530,7 +534,7 @@ static int handle_message(ws_client *c, sp_slice msg)
     json_t *doc = parse_message(c, msg);
     if (!doc)
         return 0;
-    publish_req p = { .topic = c->topic, .value = msg, .value_doc = doc };
+    publish_req p = {.topic = c->topic, .value = msg, .value_doc = doc};
     int rc = 0;
     if (c->topic[0]) { /* topic endpoint: an envelope, or the value itself */
         if (!is_envelope(doc) || read_envelope(c, doc, msg, &p))
@@ -547,7 +551,8 @@ static int handle_message(ws_client *c, sp_slice msg)
     } else if (strcmp(o, "publish") == 0) {
         json_t *t = json_object_get(doc, "topic");
         if (!json_is_string(t) || !sp_hub_topic_exists(c->api->hub, json_string_value(t))) {
-            reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, 404, "'topic' must name an existing topic");
+            reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, 404,
+                        "'topic' must name an existing topic");
         } else if (!json_object_get(doc, "value")) {
             reply_error(c, SP_SLICE_NULL, SP_SLICE_NULL, 422, "'value' is required");
         } else if (is_envelope(doc) && read_envelope(c, doc, msg, &p)) {
@@ -635,7 +640,7 @@ static void on_close(sp_ws *ws, int code, void *arg)
     after_busy(c);
 }
 
-static const sp_ws_callbacks client_callbacks = { on_text, on_drain, on_close };
+static const sp_ws_callbacks client_callbacks = {on_text, on_drain, on_close};
 
 /* ---- subscriptions ----------------------------------------------------------------- */
 
@@ -672,7 +677,9 @@ static bool parse_from(sp_slice v, sp_hub_sub_options *o, sp_hub_pos **pos)
 static const char *subscribe_error(int rc, int *status)
 {
     *status = rc == -ENOENT ? 404 : rc == -EINVAL ? 422 : 500;
-    return rc == -ENOENT ? "Topic not found" : rc == -EINVAL ? "No such partition" : "Cannot subscribe";
+    return rc == -ENOENT   ? "Topic not found"
+           : rc == -EINVAL ? "No such partition"
+                           : "Cannot subscribe";
 }
 
 /* Adds a subscription; returns 0 or the hub's error. */
@@ -703,9 +710,10 @@ static bool sub_options(json_t *doc, sp_hub_sub_options *o, sp_hub_pos **pos)
 {
     json_t *from = json_object_get(doc, "from"), *pol = json_object_get(doc, "policy");
     json_t *part = json_object_get(doc, "partition");
-    *o = (sp_hub_sub_options){ .partition = SP_STORE_PARTITION_ANY };
+    *o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY};
     if (json_is_integer(from) && json_integer_value(from) >= 0) {
-        o->start = (sp_hub_start){ .kind = SP_HUB_FROM_OFFSET, .offset = (uint64_t)json_integer_value(from) };
+        o->start = (sp_hub_start){.kind = SP_HUB_FROM_OFFSET,
+                                  .offset = (uint64_t)json_integer_value(from)};
     } else if (json_is_string(from)) {
         if (!parse_from(sp_slice_make(json_string_value(from), json_string_length(from)), o, pos))
             return false;
@@ -718,7 +726,8 @@ static bool sub_options(json_t *doc, sp_hub_sub_options *o, sp_hub_pos **pos)
     if (pol && strcmp(json_string_value(pol), "skip") == 0)
         o->policy = SP_HUB_POLICY_SKIP;
     if (part) {
-        if (!json_is_integer(part) || json_integer_value(part) < 0 || json_integer_value(part) > 1023)
+        if (!json_is_integer(part) || json_integer_value(part) < 0 ||
+            json_integer_value(part) > 1023)
             return false;
         o->partition = (int32_t)json_integer_value(part);
     }
@@ -778,10 +787,10 @@ static void cmd_subscribe(ws_client *c, json_t *doc)
 
 static sp_ws_options ws_options(const sp_api *api)
 {
-    return (sp_ws_options){ .max_message_bytes = api->opts.ws_max_message_bytes,
-                            .ping_interval_ms = api->opts.ws_ping_interval_ms,
-                            .pong_timeout_ms = api->opts.ws_pong_timeout_ms,
-                            .origins = api->opts.ws_origins };
+    return (sp_ws_options){.max_message_bytes = api->opts.ws_max_message_bytes,
+                           .ping_interval_ms = api->opts.ws_ping_interval_ms,
+                           .pong_timeout_ms = api->opts.ws_pong_timeout_ms,
+                           .origins = api->opts.ws_origins};
 }
 
 static ws_client *client_new(sp_api *api, sp_loop *loop)
@@ -808,7 +817,7 @@ static bool query_options(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **
 {
     sp_slice v;
     uint64_t n;
-    *o = (sp_hub_sub_options){ .partition = SP_STORE_PARTITION_ANY };
+    *o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY};
     if (sp_http_req_query_param(req, "partition", &v)) {
         if (!sp__api_query_u64(req, "partition", 0, 0, 1023, &n))
             return false;
@@ -818,14 +827,15 @@ static bool query_options(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **
         if (sp_slice_eq_cstr(v, "skip")) {
             o->policy = SP_HUB_POLICY_SKIP;
         } else if (!sp_slice_eq_cstr(v, "disconnect")) {
-            sp_http_respond_error(req, 422, "Query parameter 'policy' must be 'disconnect' or 'skip'");
+            sp_http_respond_error(req, 422,
+                                  "Query parameter 'policy' must be 'disconnect' or 'skip'");
             return false;
         }
     }
     if (sp_http_req_query_param(req, "from_time", &v)) {
         if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &n))
             return false;
-        o->start = (sp_hub_start){ .kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)n };
+        o->start = (sp_hub_start){.kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)n};
         return true;
     }
     if (!sp_http_req_query_param(req, "from", &v))
@@ -835,8 +845,9 @@ static bool query_options(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **
     bool ok = len > 0 && parse_from(sp_slice_make(text, (size_t)len), o, pos);
     free(text);
     if (!ok)
-        sp_http_respond_error(req, 422, "Query parameter 'from' must be 'earliest', 'latest', an "
-                                        "offset, 'time:<ms>' or a record id ('<partition>-<offset>')");
+        sp_http_respond_error(req, 422,
+                              "Query parameter 'from' must be 'earliest', 'latest', an "
+                              "offset, 'time:<ms>' or a record id ('<partition>-<offset>')");
     return ok;
 }
 

@@ -62,7 +62,7 @@ static int connect_to(const sp_url *u)
 {
     char port[8];
     snprintf(port, sizeof port, "%d", u->port);
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
     if (getaddrinfo(u->host, port, &hints, &res) != 0)
         return -EHOSTUNREACH;
     int fd = -ECONNREFUSED;

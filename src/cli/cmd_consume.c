@@ -37,11 +37,15 @@ typedef struct cons {
 static int parse(cons *c, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "topic", required_argument, NULL, 't' }, { "url", required_argument, NULL, 'u' },
-        { "from", required_argument, NULL, 'f' },  { "partition", required_argument, NULL, 'p' },
-        { "count", required_argument, NULL, 'n' }, { "follow", no_argument, NULL, 'F' },
-        { "envelope", no_argument, NULL, 'e' },    { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+        {"topic", required_argument, NULL, 't'},
+        {"url", required_argument, NULL, 'u'},
+        {"from", required_argument, NULL, 'f'},
+        {"partition", required_argument, NULL, 'p'},
+        {"count", required_argument, NULL, 'n'},
+        {"follow", no_argument, NULL, 'F'},
+        {"envelope", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *url = "http://127.0.0.1:8000";
     opterr = 0;
@@ -98,7 +102,8 @@ static long print_page(cons *c, const sp_buf *body, char *next, size_t cap)
     size_t i;
     json_t *r;
     long n = 0;
-    json_array_foreach(recs, i, r) {
+    json_array_foreach(recs, i, r)
+    {
         if (c->count && c->printed >= c->count)
             break;
         json_t *out = c->envelope ? r : json_object_get(r, "value");
@@ -115,14 +120,15 @@ static long print_page(cons *c, const sp_buf *body, char *next, size_t cap)
 
 int sp_cli_consume(int argc, char **argv)
 {
-    cons c = { .from = "earliest" };
+    cons c = {.from = "earliest"};
     int rc = parse(&c, argc, argv);
     if (rc)
         return rc;
     signal(SIGINT, on_sigint);
     sp_client *cl;
     if ((rc = sp_client_open(&c.url, &cl)) != 0) {
-        fprintf(stderr, "spate consume: cannot connect to %s:%d: %s\n", c.url.host, c.url.port, strerror(-rc));
+        fprintf(stderr, "spate consume: cannot connect to %s:%d: %s\n", c.url.host, c.url.port,
+                strerror(-rc));
         return 1;
     }
     char from[32], path[512];
@@ -131,8 +137,8 @@ int sp_cli_consume(int argc, char **argv)
     sp_buf_init(&body, 64 << 20);
     int exit_code = 0;
     while (!stop && !(c.count && c.printed >= c.count)) {
-        snprintf(path, sizeof path, "/v1/topics/%s/records?partition=%u&limit=1000&from=%s", c.topic,
-                 c.partition, from);
+        snprintf(path, sizeof path, "/v1/topics/%s/records?partition=%u&limit=1000&from=%s",
+                 c.topic, c.partition, from);
         int status = sp_client_request(cl, "GET", path, NULL, NULL, 0, &body);
         if (status != 200) {
             fprintf(stderr, "spate consume: %s %d: %.*s\n", status < 0 ? "error" : "HTTP",

@@ -13,7 +13,7 @@
 #include "store/scan.h"
 #include "store/store.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE      2
 #define EXIT_UNREADABLE 3
 
 static const char usage_text[] =
@@ -28,14 +28,16 @@ static const char usage_text[] =
 
 static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "spate log: %s%s%s (see spate log --help)\n", msg, arg ? ": " : "", arg ? arg : "");
+    fprintf(stderr, "spate log: %s%s%s (see spate log --help)\n", msg, arg ? ": " : "",
+            arg ? arg : "");
     return EXIT_USAGE;
 }
 
 static int report_errno(const char *what, const char *dir, int err)
 {
     if (err == -EBUSY)
-        fprintf(stderr, "spate log %s: %s is in use by a running spate server; stop it first\n", what, dir);
+        fprintf(stderr, "spate log %s: %s is in use by a running spate server; stop it first\n",
+                what, dir);
     else
         fprintf(stderr, "spate log %s: %s: %s\n", what, dir, strerror(-err));
     return EXIT_UNREADABLE;
@@ -43,7 +45,7 @@ static int report_errno(const char *what, const char *dir, int err)
 
 static int cmd_verify(int argc, char **argv)
 {
-    static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+    static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -69,11 +71,11 @@ static int parse_u64(const char *s, unsigned long long max, unsigned long long *
 
 static int cmd_dump(int argc, char **argv)
 {
-    static const struct option opts[] = { { "topic", required_argument, NULL, 't' },
-                                          { "partition", required_argument, NULL, 'p' },
-                                          { "from", required_argument, NULL, 'f' },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
+    static const struct option opts[] = {{"topic", required_argument, NULL, 't'},
+                                         {"partition", required_argument, NULL, 'p'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *topic = NULL;
     unsigned long long partition = 0, from = 0;
     bool one_partition = false;
@@ -81,9 +83,7 @@ static int cmd_dump(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, ":t:p:f:h", opts, NULL)) != -1) {
         switch (c) {
-        case 't':
-            topic = optarg;
-            break;
+        case 't': topic = optarg; break;
         case 'p':
             if (parse_u64(optarg, 0x7fffffff, &partition) < 0)
                 return usage_error("--partition needs a number", optarg);
@@ -93,20 +93,17 @@ static int cmd_dump(int argc, char **argv)
             if (parse_u64(optarg, (unsigned long long)-1, &from) < 0)
                 return usage_error("--from needs an offset", optarg);
             break;
-        case 'h':
-            fputs(usage_text, stdout);
-            return 0;
-        case ':':
-            return usage_error("option needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option", argv[optind - 1]);
+        case 'h': fputs(usage_text, stdout); return 0;
+        case ':': return usage_error("option needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option", argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
         return usage_error("dump takes exactly one DIR", NULL);
     if (!topic || !sp_store_topic_name_valid(topic))
         return usage_error("dump needs --topic with a valid topic name", topic);
-    int r = sp_store_dump(argv[optind], topic, one_partition ? (int32_t)partition : -1, from, stdout, stderr);
+    int r = sp_store_dump(argv[optind], topic, one_partition ? (int32_t)partition : -1, from,
+                          stdout, stderr);
     if (r < 0)
         return report_errno("dump", argv[optind], r);
     return r;
@@ -127,7 +124,8 @@ int sp_cli_log(int argc, char **argv)
     return usage_error("unknown subcommand", argv[1]);
 }
 
-int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *o, char *err, size_t errlen)
+int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *o, char *err,
+                         size_t errlen)
 {
     sp_store_options_default(o);
     const char *mode = cfg->fsync ? cfg->fsync : "always";
@@ -141,11 +139,12 @@ int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *o
         snprintf(err, errlen, "store.fsync must be always, interval or never, not \"%s\"", mode);
         return -EINVAL;
     }
-    if (cfg->fsync_interval_ms < 1 || cfg->segment_bytes < 1024 || cfg->segment_bytes > (1LL << 30) ||
-        cfg->retention_bytes < 0 || cfg->retention_ms < 0 || cfg->max_record_bytes < 1 ||
-        cfg->max_record_bytes > (1LL << 30)) {
-        snprintf(err, errlen, "store.*: fsync_interval >= 1ms, 1 KiB <= segment_bytes <= 1 GiB, retention >= 0, "
-                              "1 <= max_record_bytes <= 1 GiB");
+    if (cfg->fsync_interval_ms < 1 || cfg->segment_bytes < 1024 ||
+        cfg->segment_bytes > (1LL << 30) || cfg->retention_bytes < 0 || cfg->retention_ms < 0 ||
+        cfg->max_record_bytes < 1 || cfg->max_record_bytes > (1LL << 30)) {
+        snprintf(err, errlen,
+                 "store.*: fsync_interval >= 1ms, 1 KiB <= segment_bytes <= 1 GiB, retention >= 0, "
+                 "1 <= max_record_bytes <= 1 GiB");
         return -EINVAL;
     }
     o->fsync_interval_ms = cfg->fsync_interval_ms;

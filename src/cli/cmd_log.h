@@ -17,6 +17,7 @@ struct sp_store_options;
  * store options, the rest staying at sp_store_options_default(). Returns 0,
  * or -EINVAL with a message in err (errlen bytes) for an out-of-range value
  * or an unknown fsync mode. */
-int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *out, char *err, size_t errlen);
+int sp_cli_store_options(const struct sp_config *cfg, struct sp_store_options *out, char *err,
+                         size_t errlen);
 
 #endif

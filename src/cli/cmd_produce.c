@@ -27,7 +27,7 @@
 #include "store/store.h"
 
 #define MAX_CONNS 1024
-#define MAX_LINE (1 << 20)
+#define MAX_LINE  (1 << 20)
 
 typedef struct batch_req {
     struct batch_req *next;
@@ -55,8 +55,8 @@ struct prod {
     sp_url url;
     const char *topic, *file, *demo, *ack, *key;
     size_t batch, conns, max_inflight;
-    uint64_t count;   /* records to send; 0 = until input ends */
-    double rate;      /* records per second; 0 = unlimited */
+    uint64_t count; /* records to send; 0 = until input ends */
+    double rate;    /* records per second; 0 = unlimited */
     bool quiet;
     FILE *in;
     bool input_done;
@@ -73,9 +73,9 @@ struct prod {
 
 /* ---- input ------------------------------------------------------------------ */
 
-static const char *const sources[] = { "reuters", "ap", "bbc", "bloomberg", "ft" };
-static const char *const symbols[] = { "AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA" };
-static const char *const levels[] = { "INFO", "INFO", "INFO", "WARN", "ERROR" };
+static const char *const sources[] = {"reuters", "ap", "bbc", "bloomberg", "ft"};
+static const char *const symbols[] = {"AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "TSLA"};
+static const char *const levels[] = {"INFO", "INFO", "INFO", "WARN", "ERROR"};
 
 static void demo_record(prod *p, sp_buf *out)
 {
@@ -86,12 +86,16 @@ static void demo_record(prod *p, sp_buf *out)
                       symbols[i % 6], 100.0 + (double)(i * 7919 % 10000) / 100.0,
                       (unsigned long long)(i * 31 % 1000 + 1), (long long)now);
     } else if (strcmp(p->demo, "logs") == 0) {
-        sp_buf_printf(out, "{\"level\":\"%s\",\"service\":\"svc-%llu\",\"msg\":\"request %llu handled\",\"ts\":%lld}",
-                      levels[i % 5], (unsigned long long)(i % 7), (unsigned long long)i, (long long)now);
+        sp_buf_printf(out,
+                      "{\"level\":\"%s\",\"service\":\"svc-%llu\",\"msg\":\"request %llu "
+                      "handled\",\"ts\":%lld}",
+                      levels[i % 5], (unsigned long long)(i % 7), (unsigned long long)i,
+                      (long long)now);
     } else {
         sp_buf_printf(out,
                       "{\"id\":%llu,\"title\":\"Headline number %llu\",\"source\":\"%s\","
-                      "\"url\":\"https://example.com/news/%llu\",\"summary\":\"A short summary of story %llu.\","
+                      "\"url\":\"https://example.com/news/%llu\",\"summary\":\"A short summary of "
+                      "story %llu.\","
                       "\"published_at\":%lld}",
                       (unsigned long long)i, (unsigned long long)i, sources[i % 5],
                       (unsigned long long)i, (unsigned long long)i, (long long)now);
@@ -408,13 +412,20 @@ static void usage(FILE *out)
 static int parse(prod *p, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "topic", required_argument, NULL, 't' }, { "url", required_argument, NULL, 'u' },
-        { "file", required_argument, NULL, 'f' },  { "demo", required_argument, NULL, 'd' },
-        { "count", required_argument, NULL, 'n' }, { "rate", required_argument, NULL, 'r' },
-        { "batch", required_argument, NULL, 'b' }, { "connections", required_argument, NULL, 'c' },
-        { "max-inflight", required_argument, NULL, 'm' }, { "ack", required_argument, NULL, 'a' },
-        { "key", required_argument, NULL, 'k' },   { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
+        {"topic", required_argument, NULL, 't'},
+        {"url", required_argument, NULL, 'u'},
+        {"file", required_argument, NULL, 'f'},
+        {"demo", required_argument, NULL, 'd'},
+        {"count", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},
+        {"batch", required_argument, NULL, 'b'},
+        {"connections", required_argument, NULL, 'c'},
+        {"max-inflight", required_argument, NULL, 'm'},
+        {"ack", required_argument, NULL, 'a'},
+        {"key", required_argument, NULL, 'k'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *url = "http://127.0.0.1:8000";
     opterr = 0;
@@ -442,7 +453,8 @@ static int parse(prod *p, int argc, char **argv)
             return 2;
         }
         if (end && *end) {
-            fprintf(stderr, "spate produce: bad number '%s' for %s\n", optarg, argv[optind - 2 >= 0 ? optind - 2 : 0]);
+            fprintf(stderr, "spate produce: bad number '%s' for %s\n", optarg,
+                    argv[optind - 2 >= 0 ? optind - 2 : 0]);
             return 2;
         }
     }
@@ -460,7 +472,9 @@ static int parse(prod *p, int argc, char **argv)
     }
     if (p->batch == 0 || p->batch > 10000 || p->conns == 0 || p->conns > MAX_CONNS ||
         p->max_inflight == 0 || p->max_inflight > 1024) {
-        fprintf(stderr, "spate produce: --batch 1-10000, --connections 1-%d, --max-inflight 1-1024\n", MAX_CONNS);
+        fprintf(stderr,
+                "spate produce: --batch 1-10000, --connections 1-%d, --max-inflight 1-1024\n",
+                MAX_CONNS);
         return 2;
     }
     if (sp_url_parse(url, &p->url) != 0) {
@@ -478,7 +492,8 @@ static void build_path(prod *p)
                      p->topic, p->ack);
     if (p->key) {
         static const char hex[] = "0123456789ABCDEF";
-        for (const unsigned char *k = (const unsigned char *)p->key; *k && n < (int)sizeof p->path - 8; k++) {
+        for (const unsigned char *k = (const unsigned char *)p->key;
+             *k && n < (int)sizeof p->path - 8; k++) {
             if (k == (const unsigned char *)p->key)
                 n += snprintf(p->path + n, sizeof p->path - (size_t)n, "&key=");
             if ((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') ||
@@ -547,7 +562,8 @@ int sp_cli_produce(int argc, char **argv)
     uv_timer_start(&p->progress, on_progress, 1000, 1000);
     uv_run(&loop, UV_RUN_DEFAULT);
     double secs = elapsed(p);
-    printf("{\"records\":%llu,\"seconds\":%.3f,\"records_per_sec\":%.0f,\"retries\":%llu,\"errors\":%llu}\n",
+    printf("{\"records\":%llu,\"seconds\":%.3f,\"records_per_sec\":%.0f,\"retries\":%llu,"
+           "\"errors\":%llu}\n",
            (unsigned long long)p->acked, secs, (double)p->acked / (secs > 0 ? secs : 1),
            (unsigned long long)p->retries, (unsigned long long)p->errors);
     uv_loop_close(&loop);

@@ -34,12 +34,12 @@ static const struct {
     const char *arg;
     const char *help;
 } flag_keys[] = {
-    { "host", "http.host", "ADDR", "address to listen on (default 127.0.0.1)" },
-    { "port", "http.port", "PORT", "port to listen on (default 8000; 0 = any free port)" },
-    { "threads", "server.threads", "N", "I/O threads (default: number of cores)" },
-    { "data-dir", "server.data_dir", "DIR", "where the embedded log lives (default ./data)" },
-    { "shutdown-timeout", "server.shutdown_timeout", "DUR", "graceful drain bound (default 10s)" },
-    { "log-level", "log.level", "LEVEL", "debug, info, warn or error (default info)" },
+    {"host", "http.host", "ADDR", "address to listen on (default 127.0.0.1)"},
+    {"port", "http.port", "PORT", "port to listen on (default 8000; 0 = any free port)"},
+    {"threads", "server.threads", "N", "I/O threads (default: number of cores)"},
+    {"data-dir", "server.data_dir", "DIR", "where the embedded log lives (default ./data)"},
+    {"shutdown-timeout", "server.shutdown_timeout", "DUR", "graceful drain bound (default 10s)"},
+    {"log-level", "log.level", "LEVEL", "debug, info, warn or error (default info)"},
 };
 
 enum { OPT_CONFIG = 1000, OPT_PRINT, OPT_SET, OPT_ACCESS_LOG, OPT_FLAG_BASE = 2000 };
@@ -88,13 +88,14 @@ static int parse_args(int argc, char **argv, serve_args *a)
     struct option opts[32];
     size_t n = 0;
     for (size_t i = 0; i < sizeof flag_keys / sizeof flag_keys[0]; i++)
-        opts[n++] = (struct option){ flag_keys[i].flag, required_argument, NULL, OPT_FLAG_BASE + (int)i };
-    opts[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
-    opts[n++] = (struct option){ "print-config", no_argument, NULL, OPT_PRINT };
-    opts[n++] = (struct option){ "set", required_argument, NULL, OPT_SET };
-    opts[n++] = (struct option){ "access-log", no_argument, NULL, OPT_ACCESS_LOG };
-    opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
-    opts[n] = (struct option){ NULL, 0, NULL, 0 };
+        opts[n++] =
+            (struct option){flag_keys[i].flag, required_argument, NULL, OPT_FLAG_BASE + (int)i};
+    opts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    opts[n++] = (struct option){"print-config", no_argument, NULL, OPT_PRINT};
+    opts[n++] = (struct option){"set", required_argument, NULL, OPT_SET};
+    opts[n++] = (struct option){"access-log", no_argument, NULL, OPT_ACCESS_LOG};
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
     opterr = 0;
     optind = 1;
     int c;
@@ -132,7 +133,8 @@ static int parse_args(int argc, char **argv, serve_args *a)
             return rc;
     }
     if (optind < argc) {
-        fprintf(stderr, "spate serve: unexpected argument '%s' (see spate help serve)\n", argv[optind]);
+        fprintf(stderr, "spate serve: unexpected argument '%s' (see spate help serve)\n",
+                argv[optind]);
         return 2;
     }
     return 0;
@@ -195,7 +197,8 @@ static void raise_fd_limit(void)
 static int make_data_dir(const char *dir)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "spate serve: cannot create data directory '%s': %s\n", dir, strerror(errno));
+        fprintf(stderr, "spate serve: cannot create data directory '%s': %s\n", dir,
+                strerror(errno));
         return 1;
     }
     return 0;
@@ -211,8 +214,9 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     signal_ctx *ctx = h->data;
     if (ctx->count++ == 0) {
-        SP_LOG_INFO("shutting down", SP_LF_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
-                                         SP_LF_INT("connections", sp_http_server_connections(ctx->srv)));
+        SP_LOG_INFO("shutting down",
+                    SP_LF_STR("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT")
+                        SP_LF_INT("connections", sp_http_server_connections(ctx->srv)));
         sp_http_server_shutdown(ctx->srv);
         /* Stay installed (a second signal must not kill the drain) but let
          * the main loop return so this thread can wait for the workers. */
@@ -250,7 +254,7 @@ static const char chat_schema[] =
 /* The demo topics: created on first start, kept afterwards. */
 static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
 {
-    sp_store_topic_config tc = { .partitions = 1 };
+    sp_store_topic_config tc = {.partitions = 1};
     char err[512];
     int rc = 0;
     if (ao->news_topic && !sp_hub_topic_exists(hub, ao->news_topic))
@@ -262,7 +266,8 @@ static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
         rc = sp_hub_topic_create(hub, ao->chat_topic, &tc, chat_schema, strlen(chat_schema), err,
                                  sizeof err);
     if (rc != 0 && rc != -EEXIST)
-        SP_LOG_ERROR("cannot create the demo topics", SP_LF_STR("error", err[0] ? err : strerror(-rc)));
+        SP_LOG_ERROR("cannot create the demo topics",
+                     SP_LF_STR("error", err[0] ? err : strerror(-rc)));
     return rc == -EEXIST ? 0 : rc;
 }
 
@@ -323,7 +328,7 @@ static int wait_for_signal(sp_http_server *srv)
 {
     uv_loop_t main_loop;
     uv_loop_init(&main_loop);
-    signal_ctx sig = { .srv = srv };
+    signal_ctx sig = {.srv = srv};
     uv_signal_init(&main_loop, &sig.sigterm);
     uv_signal_init(&main_loop, &sig.sigint);
     sig.sigterm.data = sig.sigint.data = &sig;
@@ -340,7 +345,7 @@ static int wait_for_signal(sp_http_server *srv)
 
 static int run_server(const sp_config *cfg)
 {
-    server_parts p = { .api = { .start_ms = sp_time_now_ms() } };
+    server_parts p = {.api = {.start_ms = sp_time_now_ms()}};
     api_options_from(cfg, &p.api.opts);
     p.router = sp_router_new();
     p.api.item_schema = sp_schema_item_json;
@@ -365,9 +370,10 @@ static int run_server(const sp_config *cfg)
         SP_LOG_ERROR("cannot start I/O threads", SP_LF_STR("error", uv_strerror(rc)));
         goto out;
     }
-    SP_LOG_INFO("listening", SP_LF_STR("host", cfg->host) SP_LF_INT("port", sp_http_server_port(p.srv))
-                                 SP_LF_INT("threads", o.threads) SP_LF_STR("data_dir", cfg->data_dir)
-                                     SP_LF_STR("version", SPATE_VERSION));
+    SP_LOG_INFO("listening",
+                SP_LF_STR("host", cfg->host) SP_LF_INT("port", sp_http_server_port(p.srv))
+                    SP_LF_INT("threads", o.threads) SP_LF_STR("data_dir", cfg->data_dir)
+                        SP_LF_STR("version", SPATE_VERSION));
     exit_code = wait_for_signal(p.srv);
     SP_LOG_INFO("stopped", SP_LF_INT("exit_code", exit_code));
 out:
@@ -377,7 +383,7 @@ out:
 
 int sp_cli_serve(int argc, char **argv)
 {
-    serve_args a = { 0 };
+    serve_args a = {0};
     int rc = parse_args(argc, argv, &a);
     if (rc)
         return rc;

@@ -37,7 +37,8 @@ static int call(const sp_url *url, const char *method, const char *path, const s
     sp_client *c;
     int rc = sp_client_open(url, &c);
     if (rc) {
-        fprintf(stderr, "spate topics: cannot connect to %s:%d: %s\n", url->host, url->port, strerror(-rc));
+        fprintf(stderr, "spate topics: cannot connect to %s:%d: %s\n", url->host, url->port,
+                strerror(-rc));
         return 1;
     }
     sp_buf resp;
@@ -79,9 +80,11 @@ static int read_schema(const char *path, sp_buf *out)
 static int create(const sp_url *url, const char *name, int argc, char **argv)
 {
     static const struct option opts[] = {
-        { "partitions", required_argument, NULL, 'p' }, { "retention-bytes", required_argument, NULL, 'b' },
-        { "retention-ms", required_argument, NULL, 'm' }, { "schema", required_argument, NULL, 's' },
-        { NULL, 0, NULL, 0 },
+        {"partitions", required_argument, NULL, 'p'},
+        {"retention-bytes", required_argument, NULL, 'b'},
+        {"retention-ms", required_argument, NULL, 'm'},
+        {"schema", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
     };
     unsigned long long parts = 1, rbytes = 0, rms = 0;
     const char *schema = NULL;
@@ -112,8 +115,8 @@ static int create(const sp_url *url, const char *name, int argc, char **argv)
     if (rc == 0) {
         sp_buf_append_cstr(&body, "{\"name\":");
         sp_json_cstr(&body, name);
-        sp_buf_printf(&body, ",\"partitions\":%llu,\"retention_bytes\":%llu,\"retention_ms\":%llu", parts,
-                      rbytes, rms);
+        sp_buf_printf(&body, ",\"partitions\":%llu,\"retention_bytes\":%llu,\"retention_ms\":%llu",
+                      parts, rbytes, rms);
         if (schema) {
             sp_buf_append_cstr(&body, ",\"schema\":");
             sp_buf_append(&body, text.base, text.len);
@@ -148,7 +151,8 @@ int sp_cli_topics(int argc, char **argv)
         return call(&url, "GET", "/v1/topics", NULL);
     const char *name = argc > first + 1 ? argv[first + 1] : NULL;
     if (!name || !sp_store_topic_name_valid(name)) {
-        fprintf(stderr, "spate topics %s: a topic NAME (1-249 of [A-Za-z0-9._-]) is required\n", cmd);
+        fprintf(stderr, "spate topics %s: a topic NAME (1-249 of [A-Za-z0-9._-]) is required\n",
+                cmd);
         return 2;
     }
     char path[300];

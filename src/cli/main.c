@@ -41,16 +41,16 @@ static int help(const char *cmd)
         return 0;
     }
     if (strcmp(cmd, "topics") == 0) {
-        char *argv[] = { "topics", "--help", NULL };
+        char *argv[] = {"topics", "--help", NULL};
         return sp_cli_topics(2, argv);
     }
     if (strcmp(cmd, "produce") == 0 || strcmp(cmd, "consume") == 0) {
-        char *argv[] = { (char *)cmd, "--help", NULL };
+        char *argv[] = {(char *)cmd, "--help", NULL};
         return strcmp(cmd, "produce") == 0 ? sp_cli_produce(2, argv) : sp_cli_consume(2, argv);
     }
 #ifdef HAVE_CMD_LOG
     if (strcmp(cmd, "log") == 0) {
-        char *argv[] = { "log", "--help", NULL };
+        char *argv[] = {"log", "--help", NULL};
         return sp_cli_log(2, argv);
     }
 #endif

@@ -7,7 +7,8 @@
 
 static void oom(size_t n, const char *file, int line)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu,\"at\":\"%s:%d\"}\n", n,
+    fprintf(stderr,
+            "{\"level\":\"fatal\",\"msg\":\"out of memory\",\"bytes\":%zu,\"at\":\"%s:%d\"}\n", n,
             file, line);
     abort();
 }

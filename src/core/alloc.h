@@ -15,14 +15,14 @@ void *sp__xrealloc(void *p, size_t n, const char *file, int line);
 char *sp__xstrdup(const char *s, const char *file, int line);
 char *sp__xstrndup(const char *s, size_t n, const char *file, int line);
 
-#define sp_xmalloc(n) sp__xmalloc((n), __FILE__, __LINE__)
-#define sp_xcalloc(c, n) sp__xcalloc((c), (n), __FILE__, __LINE__)
+#define sp_xmalloc(n)     sp__xmalloc((n), __FILE__, __LINE__)
+#define sp_xcalloc(c, n)  sp__xcalloc((c), (n), __FILE__, __LINE__)
 #define sp_xrealloc(p, n) sp__xrealloc((p), (n), __FILE__, __LINE__)
-#define sp_xstrdup(s) sp__xstrdup((s), __FILE__, __LINE__)
+#define sp_xstrdup(s)     sp__xstrdup((s), __FILE__, __LINE__)
 #define sp_xstrndup(s, n) sp__xstrndup((s), (n), __FILE__, __LINE__)
 
 /* Returns the struct of type `type` whose member `member` is at `ptr`. */
-#define sp_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define sp_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #define SP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

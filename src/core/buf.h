@@ -57,7 +57,7 @@ void sp_buf_consume(sp_buf *b, size_t n);
 
 static inline sp_slice sp_buf_slice(const sp_buf *b)
 {
-    return (sp_slice){ b->base, b->len };
+    return (sp_slice){b->base, b->len};
 }
 
 /* Writes the decimal digits of v into out (>= 20 bytes); returns the length. */

@@ -32,26 +32,26 @@ typedef struct sp_config_kv {
 
 typedef struct sp_config {
     /* server.* */
-    char *host;                 /* http.host, default "127.0.0.1" */
-    int64_t port;               /* http.port, default 8000 (0: any free port) */
-    int64_t threads;            /* server.threads, 0 = number of cores */
-    char *data_dir;             /* server.data_dir, default "./data" */
+    char *host;                  /* http.host, default "127.0.0.1" */
+    int64_t port;                /* http.port, default 8000 (0: any free port) */
+    int64_t threads;             /* server.threads, 0 = number of cores */
+    char *data_dir;              /* server.data_dir, default "./data" */
     int64_t shutdown_timeout_ms; /* server.shutdown_timeout, default 10s */
-    char *log_level;            /* log.level: debug|info|warn|error, default info */
-    bool access_log;            /* log.access, default false */
+    char *log_level;             /* log.level: debug|info|warn|error, default info */
+    bool access_log;             /* log.access, default false */
 
     /* http.* limits (h2o-tight defaults) */
-    int64_t max_request_line;   /* http.max_request_line, 8 KiB -> 414 */
-    int64_t max_header_bytes;   /* http.max_header_bytes, 16 KiB -> 431 */
-    int64_t max_headers;        /* http.max_headers, 100 -> 431 */
-    int64_t max_body_bytes;     /* http.max_body_bytes, 1 MiB -> 413 */
-    int64_t header_timeout_ms;  /* http.header_timeout, 10s -> 408 */
-    int64_t body_timeout_ms;    /* http.body_timeout, 10s idle -> 408 */
-    int64_t keepalive_timeout_ms; /* http.keepalive_timeout, 30s */
+    int64_t max_request_line;      /* http.max_request_line, 8 KiB -> 414 */
+    int64_t max_header_bytes;      /* http.max_header_bytes, 16 KiB -> 431 */
+    int64_t max_headers;           /* http.max_headers, 100 -> 431 */
+    int64_t max_body_bytes;        /* http.max_body_bytes, 1 MiB -> 413 */
+    int64_t header_timeout_ms;     /* http.header_timeout, 10s -> 408 */
+    int64_t body_timeout_ms;       /* http.body_timeout, 10s idle -> 408 */
+    int64_t keepalive_timeout_ms;  /* http.keepalive_timeout, 30s */
     int64_t max_requests_per_conn; /* http.max_requests_per_connection, 10000 */
-    int64_t max_pipelined;      /* http.max_pipelined, 32 in flight per connection */
-    int64_t max_connections;    /* http.max_connections, 10000 per process -> 503 */
-    int64_t max_output_bytes;   /* http.max_output_bytes, 4 MiB queued per connection */
+    int64_t max_pipelined;         /* http.max_pipelined, 32 in flight per connection */
+    int64_t max_connections;       /* http.max_connections, 10000 per process -> 503 */
+    int64_t max_output_bytes;      /* http.max_output_bytes, 4 MiB queued per connection */
 
     /* monitor.* */
     int64_t loop_lag_interval_ms; /* monitor.loop_lag_interval, 100ms */
@@ -72,23 +72,23 @@ typedef struct sp_config {
     char *on_corruption;        /* store.on_corruption: fence|truncate, default fence */
 
     /* api.*, hub.* and the news demo */
-    int64_t ack_timeout_ms;     /* api.ack_timeout, 10s -> 504 */
-    int64_t max_batch_records;  /* api.max_batch_records, 10000 per produce request */
-    int64_t max_read_records;   /* api.max_read_records, 10000 per history page */
-    int64_t max_json_depth;     /* api.max_json_depth, 64 */
-    int64_t sse_keepalive_ms;   /* api.sse_keepalive, 15s */
-    int64_t sse_retry_ms;       /* api.sse_retry, 3s: the reconnect delay told to EventSource */
+    int64_t ack_timeout_ms;       /* api.ack_timeout, 10s -> 504 */
+    int64_t max_batch_records;    /* api.max_batch_records, 10000 per produce request */
+    int64_t max_read_records;     /* api.max_read_records, 10000 per history page */
+    int64_t max_json_depth;       /* api.max_json_depth, 64 */
+    int64_t sse_keepalive_ms;     /* api.sse_keepalive, 15s */
+    int64_t sse_retry_ms;         /* api.sse_retry, 3s: the reconnect delay told to EventSource */
     int64_t ws_max_message_bytes; /* ws.max_message_bytes, 1 MiB -> 1009 past it */
     int64_t ws_ping_interval_ms;  /* ws.ping_interval, 30s of silence before a ping */
     int64_t ws_pong_timeout_ms;   /* ws.pong_timeout, 10s for the pong -> 1011 */
-    char *ws_origins;           /* ws.origins, "" (any); comma-separated allow-list -> 403 */
-    int64_t sub_queue_records;  /* hub.subscriber_queue_records, 8192 per subscriber */
-    int64_t sub_queue_bytes;    /* hub.subscriber_queue_bytes, 2 MiB per subscriber */
-    int64_t latest_n;           /* hub.latest_n, 100 newest records cached per topic */
-    char *news_topic;           /* demo.news_topic, "latest-news" ("" disables GET /latest-news) */
-    char *items_topic;          /* demo.items_topic, "items" ("" disables POST /items) */
-    char *chat_topic;           /* demo.chat_topic, "" (off); "chat" serves GET /chat on it */
-    bool debug_routes;          /* debug.routes, false: GET /debug/sleep?ms= for tests */
+    char *ws_origins;             /* ws.origins, "" (any); comma-separated allow-list -> 403 */
+    int64_t sub_queue_records;    /* hub.subscriber_queue_records, 8192 per subscriber */
+    int64_t sub_queue_bytes;      /* hub.subscriber_queue_bytes, 2 MiB per subscriber */
+    int64_t latest_n;             /* hub.latest_n, 100 newest records cached per topic */
+    char *news_topic;  /* demo.news_topic, "latest-news" ("" disables GET /latest-news) */
+    char *items_topic; /* demo.items_topic, "items" ("" disables POST /items) */
+    char *chat_topic;  /* demo.chat_topic, "" (off); "chat" serves GET /chat on it */
+    bool debug_routes; /* debug.routes, false: GET /debug/sleep?ms= for tests */
 
     /* kafka.* pass-through, in the order given (file, then env, then flags;
      * a later source replaces an earlier value of the same key). */
@@ -104,11 +104,11 @@ typedef enum sp_config_source {
 } sp_config_source;
 
 /* Hard limits on what the loaders accept (curl-style: every input has one). */
-#define SP_CONFIG_FILE_MAX (1024 * 1024) /* bytes of YAML, file or string */
-#define SP_CONFIG_KEY_MAX 128            /* bytes of a dotted key */
-#define SP_CONFIG_VALUE_MAX 65536        /* bytes of one value */
-#define SP_CONFIG_KAFKA_MAX 256          /* kafka.* pass-through entries */
-#define SP_CONFIG_DEPTH_MAX 16           /* nested mappings in the file */
+#define SP_CONFIG_FILE_MAX  (1024 * 1024) /* bytes of YAML, file or string */
+#define SP_CONFIG_KEY_MAX   128           /* bytes of a dotted key */
+#define SP_CONFIG_VALUE_MAX 65536         /* bytes of one value */
+#define SP_CONFIG_KAFKA_MAX 256           /* kafka.* pass-through entries */
+#define SP_CONFIG_DEPTH_MAX 16            /* nested mappings in the file */
 
 /* What went wrong, for one clear line on stderr. */
 typedef struct sp_config_error {
@@ -155,8 +155,8 @@ bool sp_config_equal(const sp_config *a, const sp_config *b);
 
 /* Calls fn for every known key with its help line and default, in table
  * order (for `spate help serve` and docs). */
-void sp_config_each(void (*fn)(const char *key, const char *type, const char *def,
-                               const char *help, void *udata),
+void sp_config_each(void (*fn)(const char *key, const char *type, const char *def, const char *help,
+                               void *udata),
                     void *udata);
 
 /* Helpers shared with the CLI; each returns 0 or -EINVAL. */

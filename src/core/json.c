@@ -59,7 +59,7 @@ int sp_json_str(sp_buf *b, sp_slice s)
         rc = sp_buf_append(b, p + run, i - run);
         if (rc)
             break;
-        char esc[6] = { '\\', 0, 0, 0, 0, 0 };
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
         size_t elen = 2;
         switch (c) {
         case '"': esc[1] = '"'; break;
@@ -283,7 +283,8 @@ static bool value(scan *s)
 
 bool sp_json_valid(sp_slice in, unsigned max_depth)
 {
-    scan s = { (const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 0, max_depth };
+    scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 0,
+              max_depth};
     if (in.len == 0 || !value(&s))
         return false;
     ws(&s);
@@ -292,7 +293,8 @@ bool sp_json_valid(sp_slice in, unsigned max_depth)
 
 long sp_json_split_array(sp_slice in, unsigned max_depth, sp_slice *out, size_t max)
 {
-    scan s = { (const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 1, max_depth };
+    scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 1,
+              max_depth};
     ws(&s);
     if (s.p >= s.end || *s.p != '[')
         return -1;

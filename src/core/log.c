@@ -13,7 +13,7 @@
 sp_log_level sp__log_level = SP_LOG_LEVEL_INFO;
 static int log_fd = 2;
 
-static const char *const level_names[] = { "debug", "info", "warn", "error", "off" };
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
 void sp_log_set_level(sp_log_level level)
 {
@@ -60,7 +60,7 @@ void sp__log(sp_log_level level, const char *msg, const sp_log_field *fields)
     char storage[4096];
     char date[32];
     /* A fixed buffer on the stack: logging never allocates. */
-    sp_buf b = { storage, 0, sizeof storage - 64, sizeof storage - 64 };
+    sp_buf b = {storage, 0, sizeof storage - 64, sizeof storage - 64};
     sp_time_iso8601_ms(sp_time_now_ms(), date);
     sp_buf_printf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":", date, level_names[level]);
     sp_json_cstr(&b, msg);

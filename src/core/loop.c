@@ -123,8 +123,9 @@ void sp_loop_close_inbox(sp_loop *loop)
 static void report_leak(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    SP_LOG_ERROR("leaked libuv handle at loop close", SP_LF_STR("type", uv_handle_type_name(h->type))
-                                                          SP_LF_BOOL("active", uv_is_active(h)));
+    SP_LOG_ERROR("leaked libuv handle at loop close",
+                 SP_LF_STR("type", uv_handle_type_name(h->type))
+                     SP_LF_BOOL("active", uv_is_active(h)));
 }
 
 int sp_loop_join(sp_loop *loop)

@@ -23,8 +23,8 @@ typedef struct sp_loop_msg {
 
 struct sp_loop {
     uv_loop_t uv;
-    int index;      /* 0..n-1 among the process's I/O loops */
-    void *udata;    /* owner's per-loop state (e.g. the HTTP worker) */
+    int index;   /* 0..n-1 among the process's I/O loops */
+    void *udata; /* owner's per-loop state (e.g. the HTTP worker) */
     uv_thread_t thread;
     uv_async_t wake;
     uv_mutex_t lock;

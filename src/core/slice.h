@@ -15,17 +15,17 @@ typedef struct sp_slice {
     size_t len;
 } sp_slice;
 
-#define SP_SLICE_LIT(s) ((sp_slice){ "" s, sizeof(s) - 1 })
-#define SP_SLICE_NULL ((sp_slice){ NULL, 0 })
+#define SP_SLICE_LIT(s) ((sp_slice){"" s, sizeof(s) - 1})
+#define SP_SLICE_NULL   ((sp_slice){NULL, 0})
 
 static inline sp_slice sp_slice_make(const char *base, size_t len)
 {
-    return (sp_slice){ base, len };
+    return (sp_slice){base, len};
 }
 
 static inline sp_slice sp_slice_cstr(const char *s)
 {
-    return (sp_slice){ s, s ? strlen(s) : 0 };
+    return (sp_slice){s, s ? strlen(s) : 0};
 }
 
 static inline bool sp_slice_eq(sp_slice a, sp_slice b)

@@ -31,9 +31,9 @@ static char *put_digits(char *o, unsigned v, int width)
 
 size_t sp_time_http_date(int64_t sec, char *out)
 {
-    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char mons[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char mons[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     time_t t = (time_t)sec;
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -121,7 +121,7 @@ static bool parse_zone(const char **p, const char *end, long *offset)
 int sp_time_parse_iso8601(sp_slice s, int64_t *ms)
 {
     const char *p = s.base, *end = s.base + s.len;
-    struct tm tm = { 0 };
+    struct tm tm = {0};
     int y = take_digits(&p, end, 4), mo = -1, d = -1, h = 0, mi = 0, sec = 0, frac_ms = 0;
     if (y >= 0 && take(&p, end, '-'))
         mo = take_digits(&p, end, 2);

@@ -44,17 +44,17 @@ typedef struct sp_http_header {
 } sp_http_header;
 
 typedef struct sp_http_limits {
-    size_t max_request_line;    /* URL bytes; over it -> 414 */
-    size_t max_header_bytes;    /* all header names+values; over it -> 431 */
-    size_t max_headers;         /* header count; over it -> 431 */
-    size_t max_body_bytes;      /* declared or streamed body; over it -> 413 */
-    uint64_t header_timeout_ms; /* first byte to end of headers -> 408 */
-    uint64_t body_timeout_ms;   /* idle gap while reading a body -> 408 */
+    size_t max_request_line;       /* URL bytes; over it -> 414 */
+    size_t max_header_bytes;       /* all header names+values; over it -> 431 */
+    size_t max_headers;            /* header count; over it -> 431 */
+    size_t max_body_bytes;         /* declared or streamed body; over it -> 413 */
+    uint64_t header_timeout_ms;    /* first byte to end of headers -> 408 */
+    uint64_t body_timeout_ms;      /* idle gap while reading a body -> 408 */
     uint64_t keepalive_timeout_ms; /* idle between requests -> close */
     unsigned max_requests_per_conn;
-    unsigned max_pipelined;     /* requests in flight per connection; reading pauses past it */
-    unsigned max_connections;   /* per process; over it -> 503 and close */
-    size_t max_output_bytes;    /* queued response bytes per connection; reading pauses past it */
+    unsigned max_pipelined;   /* requests in flight per connection; reading pauses past it */
+    unsigned max_connections; /* per process; over it -> 503 and close */
+    size_t max_output_bytes;  /* queued response bytes per connection; reading pauses past it */
 } sp_http_limits;
 
 typedef struct sp_http_options {
@@ -63,7 +63,7 @@ typedef struct sp_http_options {
     unsigned threads;
     sp_http_limits limits;
     bool access_log;
-    uint64_t slow_handler_ms;   /* handler running longer is logged with its route */
+    uint64_t slow_handler_ms; /* handler running longer is logged with its route */
     uint64_t loop_lag_interval_ms;
     uint64_t shutdown_timeout_ms;
 } sp_http_options;
@@ -102,8 +102,8 @@ sp_http_server *sp_http_req_server(const sp_http_req *req);
  * Allow, Retry-After, ...); the server adds Date, Server, Content-Length,
  * X-Request-Id and Connection itself. The body is copied. For HEAD the body
  * is not sent but Content-Length is. After this call `req` is gone. */
-void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers,
-                     size_t nheaders, sp_slice body);
+void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers, size_t nheaders,
+                     sp_slice body);
 /* Sends `json` with Content-Type: application/json. */
 void sp_http_respond_json(sp_http_req *req, int status, sp_slice json);
 /* Sends {"detail": msg} with the given status. */
@@ -125,11 +125,11 @@ const char *sp_http_status_text(int status);
 typedef sp_http_req sp_http_stream;
 
 enum sp_http_stream_event {
-    SP_HTTP_STREAM_DRAIN = 1,  /* queued bytes all written: write more. Fires only when
-                                * a write had to wait for the socket: a flush that
-                                * writes everything at once does not announce it */
-    SP_HTTP_STREAM_CLOSED = 2, /* the client left or the server closed it:
-                                * the stream is gone once the callback returns */
+    SP_HTTP_STREAM_DRAIN = 1,    /* queued bytes all written: write more. Fires only when
+                                  * a write had to wait for the socket: a flush that
+                                  * writes everything at once does not announce it */
+    SP_HTTP_STREAM_CLOSED = 2,   /* the client left or the server closed it:
+                                  * the stream is gone once the callback returns */
     SP_HTTP_STREAM_SHUTDOWN = 3, /* the server is draining: say goodbye and end
                                   * the stream (it is closed at shutdown_timeout) */
 };
@@ -185,7 +185,8 @@ int sp_router_add(sp_router *r, sp_http_method method, const char *pattern, sp_h
 /* Calls fn for every route in the order they were added (for generated
  * documentation such as OpenAPI). */
 void sp_router_each(const sp_router *r,
-                    void (*fn)(sp_http_method method, const char *pattern, void *udata), void *udata);
+                    void (*fn)(sp_http_method method, const char *pattern, void *udata),
+                    void *udata);
 const char *sp_http_method_name(sp_http_method m);
 
 /* ---- server -------------------------------------------------------------- */
@@ -193,8 +194,8 @@ const char *sp_http_method_name(sp_http_method m);
 /* Creates the server: binds one SO_REUSEPORT listener per thread on the
  * calling thread (so EADDRINUSE and friends are reported here) and
  * initializes one sp_loop per thread, but starts no thread: the caller may
- * post to the loops (sp_http_server_loops) before sp_http_server_start. The router must outlive the server. Returns 0 or a negative
- * errno; *out is set only on success. */
+ * post to the loops (sp_http_server_loops) before sp_http_server_start. The router must outlive the
+ * server. Returns 0 or a negative errno; *out is set only on success. */
 int sp_http_server_new(const sp_http_options *opts, sp_router *router, sp_http_server **out);
 /* The I/O loops, indexed by sp_loop.index; *n receives their count. */
 sp_loop *sp_http_server_loops(sp_http_server *srv, unsigned *n);

@@ -14,8 +14,8 @@
 
 #define SP_HTTP_MAX_PARAMS 8
 #define SP_HTTP_MAX_ROUTES 64 /* route index 0 is "unmatched" in metrics */
-#define SP_HTTP_READ_BUF (64 * 1024)
-#define SP_HTTP_REQ_CACHE 256 /* released requests kept per worker for reuse */
+#define SP_HTTP_READ_BUF   (64 * 1024)
+#define SP_HTTP_REQ_CACHE  256 /* released requests kept per worker for reuse */
 
 typedef struct sp_http_conn sp_http_conn;
 typedef struct sp_http_worker sp_http_worker;
@@ -25,16 +25,16 @@ typedef struct sp__hdr_span {
 } sp__hdr_span;
 
 struct sp_http_req {
-    sp_http_conn *conn;  /* NULL for requests parsed outside a server (tests, fuzz) */
-    sp_http_req *next;   /* in-flight queue, or free list */
+    sp_http_conn *conn; /* NULL for requests parsed outside a server (tests, fuzz) */
+    sp_http_req *next;  /* in-flight queue, or free list */
     sp_http_method method;
     uint8_t http_major, http_minor;
-    bool keepalive;      /* llhttp_should_keep_alive at headers end */
+    bool keepalive; /* llhttp_should_keep_alive at headers end */
     bool expect_continue;
-    bool responded;      /* response bytes produced (maybe held in `resp`) */
-    bool close_after;    /* Connection: close on the response */
+    bool responded;   /* response bytes produced (maybe held in `resp`) */
+    bool close_after; /* Connection: close on the response */
     bool is_upgrade;
-    bool streaming;      /* turned into a stream: stays at the queue head until it ends */
+    bool streaming; /* turned into a stream: stays at the queue head until it ends */
     sp_http_stream_event_fn stream_fn;
     sp_http_stream_data_fn data_fn; /* upgraded: input goes here */
     void *stream_arg;
@@ -85,23 +85,23 @@ struct sp_http_parser {
     const sp_http_parser_hooks *hooks;
     void *owner;
     sp_http_req *cur;
-    int error_status;     /* set by a limit check inside a callback */
+    int error_status; /* set by a limit check inside a callback */
     const char *error_msg;
-    bool in_value;        /* last header callback was a value */
+    bool in_value; /* last header callback was a value */
     bool paused;
-    bool upgrade;         /* llhttp stopped after an Upgrade/CONNECT head */
+    bool upgrade; /* llhttp stopped after an Upgrade/CONNECT head */
     /* obs-fold detection (see parser.c contiguous()) */
     unsigned feed_gen, val_gen;
     const char *feed_start, *feed_end, *val_end, *val_feed_end;
     /* The strict head scanner (parser.c scan_head): where it is in the
      * request line or header block, or off while llhttp reads a body. */
-    uint8_t scan;        /* SCAN_* */
-    uint8_t scan_sub;    /* position inside the current element */
-    uint8_t scan_pause;  /* llhttp paused for the scanner, not for backpressure */
-    char version[8];     /* "HTTP/x.y" being collected */
-    size_t ext_bytes;    /* chunk-extension bytes of the current request */
-    bool head_done;      /* header block complete: later header callbacks are trailers */
-    bool body_expected;  /* the current request has a body llhttp is reading */
+    uint8_t scan;       /* SCAN_* */
+    uint8_t scan_sub;   /* position inside the current element */
+    uint8_t scan_pause; /* llhttp paused for the scanner, not for backpressure */
+    char version[8];    /* "HTTP/x.y" being collected */
+    size_t ext_bytes;   /* chunk-extension bytes of the current request */
+    bool head_done;     /* header block complete: later header callbacks are trailers */
+    bool body_expected; /* the current request has a body llhttp is reading */
     size_t scan_len;
     size_t trailer_bytes;
 };
@@ -155,7 +155,7 @@ const char *sp__http_method_str(sp_http_method m);
 /* ---- metrics ------------------------------------------------------------- */
 
 #define SP_HTTP_STATUS_SLOTS 32
-#define SP_HTTP_LAT_BUCKETS 14
+#define SP_HTTP_LAT_BUCKETS  14
 
 typedef struct sp__http_stats {
     uint64_t requests[SP_HTTP_MAX_ROUTES][SP_HTTP_METHOD_COUNT][SP_HTTP_STATUS_SLOTS];
@@ -173,7 +173,7 @@ typedef struct sp__http_stats {
 #define SP_STAT_ADD(field, n)                                                                      \
     __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define SP_STAT_SET(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
-#define SP_STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define SP_STAT_GET(field)    __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 void sp__http_stats_request(sp__http_stats *st, unsigned route, sp_http_method m, int status,
                             uint64_t dur_ns);
@@ -186,24 +186,24 @@ struct sp_http_conn {
     uv_write_t wreq;
     sp_http_worker *w;
     sp_http_parser parser;
-    sp_http_conn *prev, *next; /* worker's connection list */
+    sp_http_conn *prev, *next;    /* worker's connection list */
     sp_http_req *q_head, *q_tail; /* dispatched, in arrival order */
     unsigned inflight;
     unsigned nrequests;
-    unsigned refs;      /* 1 for the socket + 1 per request a handler holds */
+    unsigned refs;         /* 1 for the socket + 1 per request a handler holds */
     unsigned open_handles; /* while closing: tcp + timer not yet closed */
-    sp_buf out;         /* response bytes waiting to be written */
-    sp_buf wbuf;        /* bytes owned by the uv_write in progress */
-    sp_buf pending;     /* input received but not parsed (paused parser) */
-    uint64_t deadline;  /* uv_now() ms when the current timeout expires */
-    uint64_t timer_due; /* when the uv timer is armed to fire, 0: not armed */
-    uint8_t tkind;      /* which timeout the deadline is (enum in server.c) */
+    sp_buf out;            /* response bytes waiting to be written */
+    sp_buf wbuf;           /* bytes owned by the uv_write in progress */
+    sp_buf pending;        /* input received but not parsed (paused parser) */
+    uint64_t deadline;     /* uv_now() ms when the current timeout expires */
+    uint64_t timer_due;    /* when the uv timer is armed to fire, 0: not armed */
+    uint8_t tkind;         /* which timeout the deadline is (enum in server.c) */
     bool writing, reading, closing, close_after_flush, eof;
-    bool in_feed;       /* inside the parser: responses wait for the read's flush */
-    bool stop_input;    /* no more requests wanted (error, upgrade, half-close) */
-    bool read_paused;   /* an upgraded stream's owner paused its input */
-    bool failed;        /* a write failed: closed at the next loop turn (conn_fail) */
-    bool draining;      /* server shutdown: answer what's in flight, then close */
+    bool in_feed;        /* inside the parser: responses wait for the read's flush */
+    bool stop_input;     /* no more requests wanted (error, upgrade, half-close) */
+    bool read_paused;    /* an upgraded stream's owner paused its input */
+    bool failed;         /* a write failed: closed at the next loop turn (conn_fail) */
+    bool draining;       /* server shutdown: answer what's in flight, then close */
     sp_http_req *stream; /* the streaming response this connection carries, if any */
 };
 
@@ -214,7 +214,7 @@ struct sp_http_worker {
     uv_timer_t lag_timer;
     uv_timer_t drain_timer;
     int listen_fd;
-    int spare_fd; /* given up to shed a connection when out of descriptors */
+    int spare_fd;           /* given up to shed a connection when out of descriptors */
     unsigned shed_failures; /* EMFILE callbacks in a row that drained nothing */
     bool listener_closed;   /* paused listener's handle finished closing */
     uv_timer_t relisten_timer;

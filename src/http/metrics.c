@@ -68,7 +68,8 @@ static void put_requests(sp_http_server *srv, sp_buf *out)
                 if (!v)
                     continue;
                 sp_buf_printf(out, "spate_http_requests_total{route=\"%s\",method=\"%s\",status=\"",
-                              sp__router_label(srv->router, r), sp__http_method_str((sp_http_method)m));
+                              sp__router_label(srv->router, r),
+                              sp__http_method_str((sp_http_method)m));
                 if (s < SP_HTTP_STATUS_SLOTS - 1)
                     sp_buf_append_u64(out, (uint64_t)status_codes[s]);
                 else
@@ -92,12 +93,14 @@ static void put_latency(sp_http_server *srv, sp_buf *out)
         uint64_t cum = 0;
         for (unsigned b = 0; b < SP_HTTP_LAT_BUCKETS; b++) {
             cum += SUM(lat_bucket[r][b]);
-            sp_buf_printf(out, "spate_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} ",
+            sp_buf_printf(out,
+                          "spate_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} ",
                           label, (double)lat_bounds_us[b] / 1e6);
             sp_buf_append_u64(out, cum);
             sp_buf_putc(out, '\n');
         }
-        sp_buf_printf(out, "spate_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} ", label);
+        sp_buf_printf(out, "spate_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} ",
+                      label);
         sp_buf_append_u64(out, count);
         sp_buf_printf(out, "\nspate_http_request_duration_seconds_sum{route=\"%s\"} %.9f\n", label,
                       (double)SUM(lat_sum_ns[r]) / 1e9);
@@ -109,8 +112,9 @@ static void put_latency(sp_http_server *srv, sp_buf *out)
 
 static void put_slow(sp_http_server *srv, sp_buf *out)
 {
-    sp_buf_append_cstr(out, "# HELP spate_slow_handlers_total Handlers that blocked their event "
-                            "loop past monitor.slow_handler.\n# TYPE spate_slow_handlers_total counter\n");
+    sp_buf_append_cstr(
+        out, "# HELP spate_slow_handlers_total Handlers that blocked their event "
+             "loop past monitor.slow_handler.\n# TYPE spate_slow_handlers_total counter\n");
     for (unsigned r = 1; r <= srv->router->n; r++) {
         uint64_t v = SUM(slow_handlers[r]);
         if (v)
@@ -151,8 +155,8 @@ void sp_http_server_metrics(sp_http_server *srv, sp_buf *out)
                 SUM(bytes_in));
     put_counter(out, "spate_http_sent_bytes_total", "Bytes written to clients.", "counter",
                 SUM(bytes_out));
-    put_counter(out, "spate_http_parse_errors_total", "Requests rejected as malformed or over a limit.",
-                "counter", SUM(parse_errors));
+    put_counter(out, "spate_http_parse_errors_total",
+                "Requests rejected as malformed or over a limit.", "counter", SUM(parse_errors));
     put_counter(out, "spate_http_timeouts_total", "Requests cut off by the head or body timeout.",
                 "counter", SUM(timeouts));
     put_loops(srv, out);

@@ -233,7 +233,8 @@ static int on_headers_complete(llhttp_t *ll)
     req->http_minor = ll->http_minor;
     req->keepalive = llhttp_should_keep_alive(ll) != 0;
     p->head_done = true;
-    p->body_expected = (ll->flags & F_CHUNKED) || ((ll->flags & F_CONTENT_LENGTH) && ll->content_length);
+    p->body_expected =
+        (ll->flags & F_CHUNKED) || ((ll->flags & F_CONTENT_LENGTH) && ll->content_length);
     if (check_head(p, req))
         return -1;
     sp_slice expect = sp_http_req_header(req, SP_SLICE_LIT("expect"));
@@ -408,8 +409,9 @@ static int scan_reqline(sp_http_parser *p, unsigned char c)
         } else if (c == '#') {
             return scan_fail(p, 400, "A fragment is not allowed in the request target");
         } else if (c <= 0x20 || c >= 0x7f) {
-            return scan_fail(p, 400, c == '\r' || c == '\n' ? "Missing HTTP version"
-                                                            : "Invalid character in the request target");
+            return scan_fail(p, 400,
+                             c == '\r' || c == '\n' ? "Missing HTTP version"
+                                                    : "Invalid character in the request target");
         } else {
             p->scan_len++;
         }

@@ -121,8 +121,8 @@ void sp__http_write_response(sp_http_worker *w, sp_buf *b, sp_http_req *req, int
     if (sp_buf_reserve(b, need) != 0)
         return;
     char *p = b->base + b->len;
-    char code[4] = { (char)('0' + status / 100), (char)('0' + status / 10 % 10),
-                     (char)('0' + status % 10), ' ' };
+    char code[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+                    (char)('0' + status % 10), ' '};
     put(&p, "HTTP/1.1 ", 9);
     put(&p, code, 4);
     put(&p, text, text_len);
@@ -162,7 +162,8 @@ void sp__http_write_stream_head(sp_http_worker *w, sp_buf *b, sp_http_req *req, 
     sp__http_worker_update_date(w);
     sp_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: ", status, sp_http_status_text(status));
     sp_buf_append(b, w->date, 29);
-    sp_buf_append_cstr(b, status == 101 ? "\r\nServer: spate\r\n" : "\r\nServer: spate\r\nConnection: close\r\n");
+    sp_buf_append_cstr(b, status == 101 ? "\r\nServer: spate\r\n"
+                                        : "\r\nServer: spate\r\nConnection: close\r\n");
     put_request_id(b, req);
     put_headers_end(b, headers, nheaders);
 }
@@ -181,8 +182,8 @@ static bool keep_alive(const sp_http_conn *c, const sp_http_req *req)
            !((c->eof || c->draining) && last);
 }
 
-void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers,
-                     size_t nheaders, sp_slice body)
+void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers, size_t nheaders,
+                     sp_slice body)
 {
     sp_http_conn *c = req->conn;
     req->status = status;
@@ -199,14 +200,14 @@ void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers
 
 void sp_http_respond_json(sp_http_req *req, int status, sp_slice json)
 {
-    static const sp_http_header ct = { { "Content-Type", 12 }, { "application/json", 16 } };
+    static const sp_http_header ct = {{"Content-Type", 12}, {"application/json", 16}};
     sp_http_respond(req, status, &ct, 1, json);
 }
 
 void sp_http_respond_error(sp_http_req *req, int status, const char *msg)
 {
     char storage[512];
-    sp_buf b = { storage, 0, sizeof storage - 1, sizeof storage - 1 };
+    sp_buf b = {storage, 0, sizeof storage - 1, sizeof storage - 1};
     sp_json_detail(&b, sp_slice_cstr(msg));
     sp_http_respond_json(req, status, sp_buf_slice(&b));
 }

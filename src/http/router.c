@@ -169,7 +169,8 @@ const sp__route *sp__router_match(const sp_router *r, sp_http_req *req, unsigned
 }
 
 void sp_router_each(const sp_router *r,
-                    void (*fn)(sp_http_method method, const char *pattern, void *udata), void *udata)
+                    void (*fn)(sp_http_method method, const char *pattern, void *udata),
+                    void *udata)
 {
     for (unsigned i = 0; i < r->n; i++)
         fn(r->routes[i].method, r->routes[i].pattern, udata);

@@ -43,7 +43,7 @@
  * T_LINGER: written and half-closed, discarding input until EOF. */
 enum { T_NONE = 0, T_HEADER, T_BODY, T_KEEPALIVE, T_FLUSH, T_LINGER, T_DEAD };
 
-#define LINGER_MS 2000
+#define LINGER_MS      2000
 #define LISTEN_BACKLOG 4096
 
 void sp_http_options_default(sp_http_options *o)
@@ -429,7 +429,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (c->tkind == T_LINGER || c->stop_input)
         return; /* discard */
-    c->refs++; /* a handler may close the connection under us */
+    c->refs++;  /* a handler may close the connection under us */
     size_t used = feed(c, buf->base, (size_t)nread);
     if (used < (size_t)nread && !c->closing) {
         sp_buf_append(&c->pending, buf->base + used, (size_t)nread - used);
@@ -496,8 +496,9 @@ static void on_timer(uv_timer_t *t)
         SP_STAT_ADD(c->w->stats.timeouts, 1);
         c->tkind = T_NONE;
         if (sp__http_parser_mid_request(&c->parser) || c->q_head == NULL)
-            fail_request(c, 408, body ? "Timed out reading the request body"
-                                      : "Timed out reading the request head");
+            fail_request(c, 408,
+                         body ? "Timed out reading the request body"
+                              : "Timed out reading the request head");
         else
             sp__http_conn_close(c);
         break;
@@ -573,7 +574,8 @@ static void allow_header(unsigned allow, char *out, size_t cap)
     for (int m = SP_HTTP_GET; m < SP_HTTP_METHOD_COUNT; m++) {
         if (!(allow & (1u << m)))
             continue;
-        int k = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", sp__http_method_str((sp_http_method)m));
+        int k = snprintf(out + n, cap - n, "%s%s", n ? ", " : "",
+                         sp__http_method_str((sp_http_method)m));
         if (k < 0 || (size_t)k >= cap - n)
             break;
         n += (size_t)k;
@@ -583,7 +585,7 @@ static void allow_header(unsigned allow, char *out, size_t cap)
 static void run_handler(sp_http_worker *w, const sp__route *rt, sp_http_req *req)
 {
     uint64_t t0 = req->start_ns; /* taken in hook_request just before dispatch */
-    rt->fn(req, rt->udata); /* req may be gone when this returns */
+    rt->fn(req, rt->udata);      /* req may be gone when this returns */
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     if (ms >= w->srv->opts.slow_handler_ms) {
         SP_STAT_ADD(w->stats.slow_handlers[rt->idx], 1);
@@ -611,8 +613,8 @@ static void dispatch(sp_http_conn *c, sp_http_req *req)
     char allowed[96];
     allow_header(allow, allowed, sizeof allowed);
     sp_http_header h[2] = {
-        { SP_SLICE_LIT("Allow"), sp_slice_cstr(allowed) },
-        { SP_SLICE_LIT("Content-Type"), SP_SLICE_LIT("application/json") },
+        {SP_SLICE_LIT("Allow"), sp_slice_cstr(allowed)},
+        {SP_SLICE_LIT("Content-Type"), SP_SLICE_LIT("application/json")},
     };
     sp_http_respond(req, 405, h, 2, SP_SLICE_LIT("{\"detail\":\"Method Not Allowed\"}"));
 }
@@ -667,11 +669,12 @@ static void reject_busy(sp_http_worker *w)
     if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)t) == 0) {
         char buf[512];
         sp__http_worker_update_date(w);
-        int n = snprintf(buf, sizeof buf,
-                         "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nServer: spate\r\n"
-                         "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
-                         "Connection: close\r\n\r\n%s",
-                         w->date, sizeof body - 1, body);
+        int n =
+            snprintf(buf, sizeof buf,
+                     "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nServer: spate\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     w->date, sizeof body - 1, body);
         uv_buf_t b = uv_buf_init(buf, (unsigned)n);
         uv_try_write((uv_stream_t *)t, &b, 1);
     }
@@ -697,7 +700,7 @@ static bool shed_pending(sp_http_worker *w)
 
 /* ---- listener pause: the way out of an accept storm ---------------------- */
 
-#define RELISTEN_MS 100
+#define RELISTEN_MS       100
 #define SHED_FAILURES_MAX 8
 
 static void on_connection(uv_stream_t *server, int status);
@@ -764,9 +767,9 @@ static void on_connection(uv_stream_t *server, int status)
         uint64_t now = uv_now(&w->loop->uv);
         w->accept_errors_unlogged++;
         if (now - w->accept_error_logged_at >= 1000 || w->accept_error_logged_at == 0) {
-            SP_LOG_ERROR("accept failed", SP_LF_STR("error", uv_strerror(status))
-                                              SP_LF_INT("loop", w->loop->index)
-                                                  SP_LF_INT("count", w->accept_errors_unlogged));
+            SP_LOG_ERROR("accept failed",
+                         SP_LF_STR("error", uv_strerror(status)) SP_LF_INT("loop", w->loop->index)
+                             SP_LF_INT("count", w->accept_errors_unlogged));
             w->accept_error_logged_at = now;
             w->accept_errors_unlogged = 0;
         }
@@ -819,8 +822,8 @@ static void on_lag_timer(uv_timer_t *t)
     if (lag > SP_STAT_GET(w->stats.loop_lag_max_ns))
         SP_STAT_SET(w->stats.loop_lag_max_ns, lag);
     if (lag / 1000000 >= w->srv->opts.slow_handler_ms)
-        SP_LOG_WARN("event loop lag", SP_LF_INT("loop", w->loop->index)
-                                          SP_LF_DBL("lag_ms", (double)lag / 1e6));
+        SP_LOG_WARN("event loop lag",
+                    SP_LF_INT("loop", w->loop->index) SP_LF_DBL("lag_ms", (double)lag / 1e6));
 }
 
 static void worker_init(sp_loop *loop, void *arg)
@@ -924,7 +927,7 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss)
         return 0;
     if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
     if (getaddrinfo(host, NULL, &hints, &res) != 0)
         return -EINVAL;
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -943,7 +946,8 @@ static int bind_listener(const struct sockaddr_storage *ss, int *port_io)
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     struct sockaddr_storage a = *ss;
     ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)*port_io); /* same offset for v6 */
-    socklen_t len = a.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    socklen_t len =
+        a.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         int err = -errno;
         close(fd);

@@ -49,7 +49,7 @@ int sp_hub_cursor_parse(sp_slice text, sp_hub_pos *out, size_t cap)
             return -EINVAL;
         if (n == cap || seen(out, n, (uint32_t)part))
             return -EINVAL;
-        out[n++] = (sp_hub_pos){ (uint32_t)part, off + 1 };
+        out[n++] = (sp_hub_pos){(uint32_t)part, off + 1};
         if (p == end)
             return (int)n;
         if (*p++ != ',' || p == end)

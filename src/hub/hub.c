@@ -14,7 +14,7 @@
 #include "core/json.h"
 #include "core/log.h"
 
-#define READ_BATCH 1024
+#define READ_BATCH         1024
 #define ENVELOPE_MAX_DEPTH 1024 /* = the largest api.max_json_depth: accepted JSON embeds raw */
 
 /* ---- records ---------------------------------------------------------------- */
@@ -33,9 +33,10 @@ void sp_hub_rec_unref(sp_hub_rec *r)
 static bool envelope(sp_buf *j, uint32_t partition, const sp_store_record *in)
 {
     bool raw = sp_json_valid(in->value, ENVELOPE_MAX_DEPTH);
-    sp_buf_printf(j, "{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld,\"key\":",
-                  partition, (unsigned long long)in->offset, partition,
-                  (unsigned long long)in->offset, (long long)in->timestamp);
+    sp_buf_printf(
+        j, "{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld,\"key\":",
+        partition, (unsigned long long)in->offset, partition, (unsigned long long)in->offset,
+        (long long)in->timestamp);
     if (in->key.base)
         sp_json_str(j, in->key);
     else
@@ -664,7 +665,8 @@ static void on_fire_done(void *arg, const sp_store_ack *ack)
     if (ack->status != 0) {
         atomic_fetch_add(&hub->produce_failures, 1);
         SP_LOG_WARN("fire-and-forget append failed",
-                    SP_LF_INT("partition", ack->partition) SP_LF_STR("error", strerror(-ack->status)));
+                    SP_LF_INT("partition", ack->partition)
+                        SP_LF_STR("error", strerror(-ack->status)));
     }
 }
 

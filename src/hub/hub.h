@@ -71,11 +71,11 @@ typedef struct sp_hub_schema_ops {
 } sp_hub_schema_ops;
 
 typedef struct sp_hub_options {
-    size_t latest_n;         /* records kept per topic per loop; default 100 */
-    size_t max_schema_bytes; /* default 64 KiB */
+    size_t latest_n;                     /* records kept per topic per loop; default 100 */
+    size_t max_schema_bytes;             /* default 64 KiB */
     const sp_hub_schema_ops *schema_ops; /* NULL: topics cannot carry schemas */
-    size_t sub_queue_records; /* per subscriber, default 8192 */
-    size_t sub_queue_bytes;   /* per subscriber (frame bytes referenced), default 2 MiB */
+    size_t sub_queue_records;            /* per subscriber, default 8192 */
+    size_t sub_queue_bytes; /* per subscriber (frame bytes referenced), default 2 MiB */
 } sp_hub_options;
 
 /* A topic's compiled schema, refcounted so a handler can validate while
@@ -144,7 +144,7 @@ int sp_hub_latest(sp_hub *hub, sp_loop *loop, const char *topic, size_t limit,
                   const sp_hub_rec **out);
 
 typedef struct sp_hub_stats {
-    uint64_t produce_failures; /* fire-and-forget appends that failed */
+    uint64_t produce_failures;  /* fire-and-forget appends that failed */
     uint64_t records_delivered; /* records handed to loops */
 } sp_hub_stats;
 void sp_hub_get_stats(sp_hub *hub, sp_hub_stats *out);
@@ -187,17 +187,17 @@ typedef struct sp_hub_pos {
 
 typedef struct sp_hub_start {
     sp_hub_from kind;
-    uint64_t offset;      /* FROM_OFFSET */
-    int64_t time_ms;      /* FROM_TIME */
+    uint64_t offset;       /* FROM_OFFSET */
+    int64_t time_ms;       /* FROM_TIME */
     const sp_hub_pos *pos; /* FROM_CURSOR: partitions not listed start at offset 0 */
     size_t npos;
 } sp_hub_start;
 
 typedef struct sp_hub_sub_options {
-    int32_t partition;   /* one partition, or SP_STORE_PARTITION_ANY for all */
+    int32_t partition; /* one partition, or SP_STORE_PARTITION_ANY for all */
     sp_hub_start start;
     sp_hub_policy policy;
-    size_t max_records;  /* queue bounds; 0 or above the hub's: the hub's */
+    size_t max_records; /* queue bounds; 0 or above the hub's: the hub's */
     size_t max_bytes;
 } sp_hub_sub_options;
 
@@ -222,11 +222,11 @@ enum sp_hub_event_type { SP_HUB_EV_RECORD = 1, SP_HUB_EV_GAP = 2, SP_HUB_EV_END 
 enum sp_hub_end_reason { SP_HUB_END_SLOW = 1, SP_HUB_END_DELETED = 2 };
 
 typedef struct sp_hub_event {
-    int type;               /* enum sp_hub_event_type */
-    const sp_hub_rec *rec;  /* RECORD: borrowed until the pop */
-    uint32_t partition;     /* RECORD, GAP */
-    uint64_t from, to;      /* GAP: first and last missed offsets (inclusive) */
-    int reason;             /* END: enum sp_hub_end_reason, or a negative errno (read error) */
+    int type;              /* enum sp_hub_event_type */
+    const sp_hub_rec *rec; /* RECORD: borrowed until the pop */
+    uint32_t partition;    /* RECORD, GAP */
+    uint64_t from, to;     /* GAP: first and last missed offsets (inclusive) */
+    int reason;            /* END: enum sp_hub_end_reason, or a negative errno (read error) */
 } sp_hub_event;
 
 /* Stores the oldest queued event in *ev and returns true, or returns

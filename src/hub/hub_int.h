@@ -19,8 +19,8 @@ typedef struct sp__hub_topic {
     char *schema_text;
     size_t schema_len;
     sp_store_watch *watch;
-    uint64_t *cursor;   /* per partition: next offset to deliver; store thread only */
-    atomic_uint nsubs;  /* live subscriptions on every loop */
+    uint64_t *cursor;  /* per partition: next offset to deliver; store thread only */
+    atomic_uint nsubs; /* live subscriptions on every loop */
 } sp__hub_topic;
 
 /* One loop's view of one topic: the ring of its newest records and the
@@ -31,7 +31,7 @@ typedef struct sp__hub_ring {
     char *name;
     sp_hub_rec **slots; /* latest_n entries; slots[(head - 1) % n] is the newest */
     size_t head, count;
-    sp_hub_sub *subs;   /* doubly linked through sp_hub_sub.prev/next */
+    sp_hub_sub *subs; /* doubly linked through sp_hub_sub.prev/next */
 } sp__hub_ring;
 
 /* Per-loop subscription figures: written by the owning loop only, summed

@@ -32,10 +32,10 @@
 #include "hub/hub_int.h"
 
 #define CATCHUP_RECORDS 256
-#define CATCHUP_BYTES (128u << 10)
-#define PUMP_BUDGET (512u << 10) /* log bytes read per pump message, all subscribers */
-#define QUEUE_MIN_CAP 16
-#define QUEUE_KEEP_CAP 64 /* an emptied queue larger than this gives its memory back */
+#define CATCHUP_BYTES   (128u << 10)
+#define PUMP_BUDGET     (512u << 10) /* log bytes read per pump message, all subscribers */
+#define QUEUE_MIN_CAP   16
+#define QUEUE_KEEP_CAP  64 /* an emptied queue larger than this gives its memory back */
 
 typedef struct qent {
     sp_hub_rec *rec; /* NULL: a gap notice */
@@ -54,10 +54,10 @@ struct sp_hub_sub {
     sp_hub *hub;
     sp_loop *loop;
     sp__hub_local *local;
-    sp__hub_topic *topic;       /* referenced */
-    sp_hub_sub *prev, *next;    /* the ring's list, while linked */
-    sp_hub_sub *grave_next;     /* graveyard, once dead while the hub is busy */
-    sp_hub_sub *run_next;       /* run queue, while in_runq */
+    sp__hub_topic *topic;    /* referenced */
+    sp_hub_sub *prev, *next; /* the ring's list, while linked */
+    sp_hub_sub *grave_next;  /* graveyard, once dead while the hub is busy */
+    sp_hub_sub *run_next;    /* run queue, while in_runq */
     bool linked, in_runq, dead, notify_pending;
     sp_hub_sub_fn fn;
     void *arg;
@@ -178,13 +178,13 @@ static bool has_room(const sp_hub_sub *s, size_t frame_len)
 
 static void push_rec(sp_hub_sub *s, part *ps, sp_hub_rec *rec)
 {
-    q_push(s, (qent){ rec, rec->partition, 0, 0 });
+    q_push(s, (qent){rec, rec->partition, 0, 0});
     ps->next = rec->offset + 1;
 }
 
 static void push_gap(sp_hub_sub *s, uint32_t partition, uint64_t from, uint64_t to)
 {
-    q_push(s, (qent){ NULL, partition, from, to });
+    q_push(s, (qent){NULL, partition, from, to});
     SP__HUB_STAT_ADD(s->local->stats.gaps, 1);
     SP__HUB_STAT_ADD(s->local->stats.gap_records, to - from + 1);
 }
@@ -456,7 +456,7 @@ static void offer(sp_hub_sub *s, sp_hub_rec *const *recs, size_t n)
             recount |= !ps->live;
         }
         if (!ps->live || rec->offset < ps->next)
-            continue; /* catch-up will read it / already queued */
+            continue;                 /* catch-up will read it / already queued */
         if (rec->offset > ps->next) { /* a hole: read it from the log */
             set_live(s, ps, false);
             recount = true;
@@ -618,13 +618,21 @@ int sp_hub_subscribe(sp_hub *hub, sp_loop *loop, const char *topic, const sp_hub
     }
     uint32_t nparts = all ? t->partitions : 1;
     sp_hub_sub *s = sp_xcalloc(1, sizeof *s + nparts * sizeof s->parts[0]);
-    *s = (sp_hub_sub){ .hub = hub, .loop = loop, .local = &hub->locals[loop->index], .topic = t,
-                       .fn = fn, .arg = arg, .policy = o->policy,
-                       .first = all ? 0 : (uint32_t)o->partition, .nparts = nparts };
+    *s = (sp_hub_sub){.hub = hub,
+                      .loop = loop,
+                      .local = &hub->locals[loop->index],
+                      .topic = t,
+                      .fn = fn,
+                      .arg = arg,
+                      .policy = o->policy,
+                      .first = all ? 0 : (uint32_t)o->partition,
+                      .nparts = nparts};
     s->max_records = o->max_records && o->max_records < hub->opts.sub_queue_records
-                         ? o->max_records : hub->opts.sub_queue_records;
+                         ? o->max_records
+                         : hub->opts.sub_queue_records;
     s->max_bytes = o->max_bytes && o->max_bytes < hub->opts.sub_queue_bytes
-                       ? o->max_bytes : hub->opts.sub_queue_bytes;
+                       ? o->max_bytes
+                       : hub->opts.sub_queue_bytes;
     int rc = resolve_start(s, &o->start);
     if (rc != 0) {
         sp__hub_topic_unref(t);
@@ -685,17 +693,17 @@ void sp_hub_unsubscribe(sp_hub_sub *s)
 bool sp_hub_sub_peek(sp_hub_sub *s, sp_hub_event *ev)
 {
     if (s->end) {
-        *ev = (sp_hub_event){ .type = SP_HUB_EV_END, .reason = s->end };
+        *ev = (sp_hub_event){.type = SP_HUB_EV_END, .reason = s->end};
         return true;
     }
     if (s->qlen == 0)
         return false;
     const qent *e = q_at(s, 0);
     if (e->rec)
-        *ev = (sp_hub_event){ .type = SP_HUB_EV_RECORD, .rec = e->rec, .partition = e->partition };
+        *ev = (sp_hub_event){.type = SP_HUB_EV_RECORD, .rec = e->rec, .partition = e->partition};
     else
-        *ev = (sp_hub_event){ .type = SP_HUB_EV_GAP, .partition = e->partition, .from = e->from,
-                              .to = e->to };
+        *ev = (sp_hub_event){
+            .type = SP_HUB_EV_GAP, .partition = e->partition, .from = e->from, .to = e->to};
     return true;
 }
 
@@ -757,12 +765,13 @@ unsigned sp_hub_topic_subscribers(sp_hub *hub, const char *topic)
 static void put_metric(sp_buf *out, const char *name, const char *type, const char *help,
                        long long value)
 {
-    sp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, value);
+    sp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name,
+                  value);
 }
 
 void sp_hub_metrics(sp_hub *hub, sp_buf *out)
 {
-    sp__hub_sub_stats sum = { 0 };
+    sp__hub_sub_stats sum = {0};
     for (unsigned i = 0; hub->locals && i < hub->nloops; i++) {
         const sp__hub_sub_stats *st = &hub->locals[i].stats;
         sum.subscribers += SP__HUB_STAT_GET(st->subscribers);

@@ -16,7 +16,8 @@ size_t sp__record_payload(const sp_store_record *r)
 
 size_t sp__record_size(const sp_store_record *r)
 {
-    if (r->value.len >= SP__NO_KEY || (r->key.base && r->key.len >= SP__NO_KEY) || r->header_count > 0xffff)
+    if (r->value.len >= SP__NO_KEY || (r->key.base && r->key.len >= SP__NO_KEY) ||
+        r->header_count > 0xffff)
         return 0;
     size_t n = SP__REC_FIXED + (r->key.base ? r->key.len : 0) + r->value.len;
     for (uint32_t i = 0; i < r->header_count; i++) {
@@ -69,7 +70,8 @@ int64_t sp__batch_encode_records(char *batch, const sp_store_record *recs, size_
     return max_ts;
 }
 
-void sp__batch_seal(char *batch, uint32_t length, uint32_t count, uint64_t base_offset, int64_t max_ts)
+void sp__batch_seal(char *batch, uint32_t length, uint32_t count, uint64_t base_offset,
+                    int64_t max_ts)
 {
     sp__put_u32(batch, length);
     batch[8] = (char)SP__BATCH_MAGIC;
@@ -158,7 +160,8 @@ static const char *take(const char *q, size_t n, sp_slice *out)
     return q + n;
 }
 
-void sp__batch_decode(const char *p, const sp__batch_hdr *h, sp_store_record *recs, sp_store_header *hdrs)
+void sp__batch_decode(const char *p, const sp__batch_hdr *h, sp_store_record *recs,
+                      sp_store_header *hdrs)
 {
     const char *q = p + SP__BATCH_HDR;
     for (uint32_t i = 0; i < h->count; i++) {

@@ -29,11 +29,11 @@
 
 #include "store/store.h"
 
-#define SP__BATCH_HDR 32u
-#define SP__BATCH_MAGIC 0xB7u
+#define SP__BATCH_HDR     32u
+#define SP__BATCH_MAGIC   0xB7u
 #define SP__BATCH_VERSION 1u
-#define SP__REC_FIXED 26u /* len + delta + ts + key_len + value_len + header_count */
-#define SP__NO_KEY 0xFFFFFFFFu
+#define SP__REC_FIXED     26u /* len + delta + ts + key_len + value_len + header_count */
+#define SP__NO_KEY        0xFFFFFFFFu
 
 typedef struct sp__batch_hdr {
     uint32_t length;
@@ -87,10 +87,12 @@ size_t sp__record_payload(const sp_store_record *r);
 /* Encodes n records after the batch header at `batch` (which must hold
  * SP__BATCH_HDR + the sum of sp__record_size). Records with timestamp < 0
  * get `now_ms`. Returns the largest timestamp. */
-int64_t sp__batch_encode_records(char *batch, const sp_store_record *recs, size_t n, int64_t now_ms);
+int64_t sp__batch_encode_records(char *batch, const sp_store_record *recs, size_t n,
+                                 int64_t now_ms);
 
 /* Fills the header of an encoded batch of `length` bytes and its CRC. */
-void sp__batch_seal(char *batch, uint32_t length, uint32_t count, uint64_t base_offset, int64_t max_ts);
+void sp__batch_seal(char *batch, uint32_t length, uint32_t count, uint64_t base_offset,
+                    int64_t max_ts);
 
 /* Validates the batch starting at p with `avail` bytes available. Returns
  * SP__BATCH_OK and fills *h, SP__BATCH_SHORT or SP__BATCH_BAD. */
@@ -102,6 +104,7 @@ int sp__batch_peek(const char *p, size_t avail, sp__batch_hdr *h);
 
 /* Decodes a batch that passed sp__batch_check into h->count records and
  * h->header_total headers (slices point into p). */
-void sp__batch_decode(const char *p, const sp__batch_hdr *h, sp_store_record *recs, sp_store_header *hdrs);
+void sp__batch_decode(const char *p, const sp__batch_hdr *h, sp_store_record *recs,
+                      sp_store_header *hdrs);
 
 #endif

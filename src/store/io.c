@@ -85,7 +85,8 @@ int sp__posix_ftruncate(void *ctx, int fd, off_t len)
     return r < 0 ? -errno : 0;
 }
 
-int sp__posix_renameat(void *ctx, int olddirfd, const char *oldname, int newdirfd, const char *newname)
+int sp__posix_renameat(void *ctx, int olddirfd, const char *oldname, int newdirfd,
+                       const char *newname)
 {
     (void)ctx;
     return renameat(olddirfd, oldname, newdirfd, newname) < 0 ? -errno : 0;

@@ -21,7 +21,8 @@ struct sp_store_io {
     int (*fdatasync)(void *ctx, int fd);
     int (*fsync_dir)(void *ctx, int dirfd);
     int (*ftruncate)(void *ctx, int fd, off_t len);
-    int (*renameat)(void *ctx, int olddirfd, const char *oldname, int newdirfd, const char *newname);
+    int (*renameat)(void *ctx, int olddirfd, const char *oldname, int newdirfd,
+                    const char *newname);
     int (*unlinkat)(void *ctx, int dirfd, const char *name, int flags);
     int (*mkdirat)(void *ctx, int dirfd, const char *name, mode_t mode);
 };
@@ -36,7 +37,8 @@ ssize_t sp__posix_pread(void *ctx, int fd, void *buf, size_t len, off_t off);
 int sp__posix_fdatasync(void *ctx, int fd);
 int sp__posix_fsync_dir(void *ctx, int dirfd);
 int sp__posix_ftruncate(void *ctx, int fd, off_t len);
-int sp__posix_renameat(void *ctx, int olddirfd, const char *oldname, int newdirfd, const char *newname);
+int sp__posix_renameat(void *ctx, int olddirfd, const char *oldname, int newdirfd,
+                       const char *newname);
 int sp__posix_unlinkat(void *ctx, int dirfd, const char *name, int flags);
 int sp__posix_mkdirat(void *ctx, int dirfd, const char *name, mode_t mode);
 

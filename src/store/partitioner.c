@@ -13,7 +13,8 @@ int32_t sp__murmur2(const void *key, size_t n)
     size_t blocks = n / 4;
     for (size_t i = 0; i < blocks; i++) {
         const unsigned char *b = d + 4 * i;
-        uint32_t k = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        uint32_t k =
+            (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
         k *= m;
         k ^= k >> 24;
         k *= m;
@@ -32,8 +33,7 @@ int32_t sp__murmur2(const void *key, size_t n)
         h ^= tail[0];
         h *= m;
         break;
-    default:
-        break;
+    default: break;
     }
     h ^= h >> 13;
     h *= m;

@@ -15,10 +15,10 @@
 #include "store/store_int.h"
 
 typedef struct read_plan {
-    sp__segment *seg;   /* pinned */
-    uint64_t pos;       /* a batch start at or before `from` */
-    uint64_t limit;     /* published bytes of the segment */
-    uint64_t vis_next;  /* records at or past this offset are not returned */
+    sp__segment *seg;  /* pinned */
+    uint64_t pos;      /* a batch start at or before `from` */
+    uint64_t limit;    /* published bytes of the segment */
+    uint64_t vis_next; /* records at or past this offset are not returned */
 } read_plan;
 
 static size_t find_segment(const sp__partition *p, uint64_t offset)
@@ -86,13 +86,15 @@ typedef struct batch_ref {
 
 /* Validates the whole batches in buf, stopping at limits; returns how many
  * were accepted in *nb, with totals for allocation. */
-static int check_batches(const char *buf, size_t len, uint64_t vis_next, uint64_t from, size_t max_records,
-                         batch_ref **refs, size_t *nb, size_t *nrec, size_t *nhdr)
+static int check_batches(const char *buf, size_t len, uint64_t vis_next, uint64_t from,
+                         size_t max_records, batch_ref **refs, size_t *nb, size_t *nrec,
+                         size_t *nhdr)
 {
     size_t at = 0, cap = 0;
     *nb = *nrec = *nhdr = 0;
     *refs = NULL;
-    while (at < len && (*nb == 0 || *nrec - (size_t)(from - (*refs)[0].h.base_offset) < max_records)) {
+    while (at < len &&
+           (*nb == 0 || *nrec - (size_t)(from - (*refs)[0].h.base_offset) < max_records)) {
         sp__batch_hdr h;
         int r = sp__batch_check(buf + at, len - at, &h);
         if (r == SP__BATCH_SHORT && *nb > 0)
@@ -105,7 +107,7 @@ static int check_batches(const char *buf, size_t len, uint64_t vis_next, uint64_
             cap = cap ? cap * 2 : 16;
             *refs = sp_xrealloc(*refs, cap * sizeof **refs);
         }
-        (*refs)[(*nb)++] = (batch_ref){ at, h };
+        (*refs)[(*nb)++] = (batch_ref){at, h};
         *nrec += h.count;
         *nhdr += h.header_total;
         at += h.length;
@@ -113,8 +115,8 @@ static int check_batches(const char *buf, size_t len, uint64_t vis_next, uint64_
     return 0;
 }
 
-static void decode_window(sp_store_records *out, const char *buf, const batch_ref *refs, size_t nb, size_t nrec,
-                          size_t nhdr, uint64_t from, size_t max_records)
+static void decode_window(sp_store_records *out, const char *buf, const batch_ref *refs, size_t nb,
+                          size_t nrec, size_t nhdr, uint64_t from, size_t max_records)
 {
     out->records_ = sp_xmalloc((nrec ? nrec : 1) * sizeof *out->records_);
     out->headers_ = nhdr ? sp_xmalloc(nhdr * sizeof *out->headers_) : NULL;
@@ -152,8 +154,8 @@ static int read_segment(const read_plan *rp, uint64_t from, size_t max_records, 
         return -EBADMSG;
     batch_ref *refs;
     size_t nb, nrec, nhdr;
-    if ((err = check_batches(out->data_, (size_t)n, rp->vis_next, from, max_records, &refs, &nb, &nrec, &nhdr)) <
-        0) {
+    if ((err = check_batches(out->data_, (size_t)n, rp->vis_next, from, max_records, &refs, &nb,
+                             &nrec, &nhdr)) < 0) {
         free(refs);
         return err;
     }
@@ -165,8 +167,8 @@ static int read_segment(const read_plan *rp, uint64_t from, size_t max_records, 
     return err;
 }
 
-int sp_store_read(sp_store *s, const char *topic, uint32_t partition, uint64_t from, size_t max_records,
-                  size_t max_bytes, sp_store_records *out)
+int sp_store_read(sp_store *s, const char *topic, uint32_t partition, uint64_t from,
+                  size_t max_records, size_t max_bytes, sp_store_records *out)
 {
     memset(out, 0, sizeof *out);
     if (max_records == 0)
@@ -225,7 +227,8 @@ static int time_start(sp__partition *p, int64_t ts_ms, uint64_t *from, uint64_t 
     return r;
 }
 
-int sp_store_offset_for_time(sp_store *s, const char *topic, uint32_t partition, int64_t ts_ms, uint64_t *offset)
+int sp_store_offset_for_time(sp_store *s, const char *topic, uint32_t partition, int64_t ts_ms,
+                             uint64_t *offset)
 {
     sp__topic *t = sp__topic_get(s, topic);
     if (!t)

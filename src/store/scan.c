@@ -41,7 +41,7 @@ static int dir_open(const char *path, data_dir *d)
 
 static void dir_close(data_dir *d)
 {
-    int *fds[] = { &d->topicsfd, &d->lockfd, &d->dirfd };
+    int *fds[] = {&d->topicsfd, &d->lockfd, &d->dirfd};
     for (size_t i = 0; i < 3; i++)
         if (*fds[i] >= 0)
             close(*fds[i]);
@@ -98,7 +98,8 @@ typedef struct vctx {
     uint64_t partition;
 } vctx;
 
-__attribute__((format(printf, 3, 4))) static void problem(vctx *v, uint64_t base, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void problem(vctx *v, uint64_t base, const char *fmt,
+                                                          ...)
 {
     va_list ap;
     fprintf(v->out, "%s/%" PRIu64 "/%020" PRIu64 ".log: ", v->topic, v->partition, base);
@@ -151,13 +152,14 @@ static void verify_segment(vctx *v, int pfd, uint64_t base, bool last, uint64_t 
         v->rep->batches += r.batches;
         v->rep->records += r.records;
         if (r.damage == 2 || (r.damage == 1 && !last))
-            problem(v, base, "corrupt batch at byte %" PRIu64 " (offset %" PRIu64 ")", r.valid_end, r.next_offset);
+            problem(v, base, "corrupt batch at byte %" PRIu64 " (offset %" PRIu64 ")", r.valid_end,
+                    r.next_offset);
         else if (r.damage == 1)
-            problem(v, base, "torn tail at byte %" PRIu64 ": %" PRIu64 " bytes would be truncated", r.valid_end,
-                    r.file_size - r.valid_end);
+            problem(v, base, "torn tail at byte %" PRIu64 ": %" PRIu64 " bytes would be truncated",
+                    r.valid_end, r.file_size - r.valid_end);
         if (!last && !r.damage && r.next_offset != next_base)
-            problem(v, base, "offset gap: segment ends at %" PRIu64 ", next starts at %" PRIu64, r.next_offset,
-                    next_base);
+            problem(v, base, "offset gap: segment ends at %" PRIu64 ", next starts at %" PRIu64,
+                    r.next_offset, next_base);
         if (!last && !r.damage)
             verify_index(v, pfd, seg);
     }
@@ -179,7 +181,7 @@ static void verify_topic(int topicsfd, const char *name, FILE *out, sp_store_ver
         if (pfd < 0)
             continue;
         rep->partitions++;
-        vctx v = { out, rep, name, parts[i] };
+        vctx v = {out, rep, name, parts[i]};
         uint64_t *segs;
         size_t ns = list_numbers(pfd, true, &segs);
         for (size_t k = 0; k < ns; k++)
@@ -209,10 +211,10 @@ int sp_store_verify(const char *path, FILE *out, sp_store_verify_report *rep)
     if (td)
         closedir(td);
     fprintf(out,
-            "%s: %" PRIu64 " topics, %" PRIu64 " partitions, %" PRIu64 " segments, %" PRIu64 " batches, %" PRIu64
-            " records, %" PRIu64 " problems\n",
-            rep->problems ? "NOT CLEAN" : "clean", rep->topics, rep->partitions, rep->segments, rep->batches,
-            rep->records, rep->problems);
+            "%s: %" PRIu64 " topics, %" PRIu64 " partitions, %" PRIu64 " segments, %" PRIu64
+            " batches, %" PRIu64 " records, %" PRIu64 " problems\n",
+            rep->problems ? "NOT CLEAN" : "clean", rep->topics, rep->partitions, rep->segments,
+            rep->batches, rep->records, rep->problems);
     dir_close(&d);
     return rep->problems ? 1 : 0;
 }
@@ -222,8 +224,9 @@ int sp_store_verify(const char *path, FILE *out, sp_store_verify_report *rep)
 static void print_record(sp_buf *b, uint64_t partition, const sp_store_record *r, FILE *out)
 {
     sp_buf_reset(b);
-    sp_buf_printf(b, "{\"partition\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"timestamp\":%" PRId64 ",\"key\":",
-                  partition, r->offset, r->timestamp);
+    sp_buf_printf(
+        b, "{\"partition\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"timestamp\":%" PRId64 ",\"key\":",
+        partition, r->offset, r->timestamp);
     if (r->key.base)
         sp_json_str(b, r->key);
     else
@@ -243,7 +246,8 @@ static void print_record(sp_buf *b, uint64_t partition, const sp_store_record *r
 }
 
 /* Prints records >= from in one mapped segment; returns 0, or 1 at damage. */
-static int dump_mem(const char *p, uint64_t size, uint64_t partition, uint64_t from, FILE *out, uint64_t *at)
+static int dump_mem(const char *p, uint64_t size, uint64_t partition, uint64_t from, FILE *out,
+                    uint64_t *at)
 {
     sp_buf b;
     sp_buf_init(&b, SP_BUF_UNLIMITED);
@@ -258,7 +262,8 @@ static int dump_mem(const char *p, uint64_t size, uint64_t partition, uint64_t f
         }
         if (h.base_offset + h.count > from) {
             sp_store_record *recs = sp_xmalloc(h.count * sizeof *recs);
-            sp_store_header *hdrs = sp_xmalloc((h.header_total ? h.header_total : 1) * sizeof *hdrs);
+            sp_store_header *hdrs =
+                sp_xmalloc((h.header_total ? h.header_total : 1) * sizeof *hdrs);
             sp__batch_decode(p + pos, &h, recs, hdrs);
             for (uint32_t i = 0; i < h.count; i++)
                 if (recs[i].offset >= from)
@@ -272,7 +277,8 @@ static int dump_mem(const char *p, uint64_t size, uint64_t partition, uint64_t f
     return rc;
 }
 
-static int dump_segment(int pfd, uint64_t partition, uint64_t base, uint64_t from, FILE *out, FILE *errf)
+static int dump_segment(int pfd, uint64_t partition, uint64_t base, uint64_t from, FILE *out,
+                        FILE *errf)
 {
     char name[SP__SEG_NAME_MAX];
     sp__segment_name(name, base, "log");
@@ -295,7 +301,9 @@ static int dump_segment(int pfd, uint64_t partition, uint64_t base, uint64_t fro
             munmap(map, (size_t)st.st_size);
         }
         if (rc == 1)
-            fprintf(errf, "spate log dump: partition %" PRIu64 ": bad batch in %s at byte %" PRIu64 "; stopping\n",
+            fprintf(errf,
+                    "spate log dump: partition %" PRIu64 ": bad batch in %s at byte %" PRIu64
+                    "; stopping\n",
                     partition, name, at);
     }
     close(fd);
@@ -320,13 +328,15 @@ static int dump_partition(int tfd, uint64_t partition, uint64_t from, FILE *out,
     return rc;
 }
 
-int sp_store_dump(const char *path, const char *topic, int32_t partition, uint64_t from, FILE *out, FILE *errf)
+int sp_store_dump(const char *path, const char *topic, int32_t partition, uint64_t from, FILE *out,
+                  FILE *errf)
 {
     if (!sp_store_topic_name_valid(topic))
         return -EINVAL;
     data_dir d;
     int rc = dir_open(path, &d);
-    int tfd = rc < 0 ? -1 : openat(d.topicsfd, topic, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int tfd =
+        rc < 0 ? -1 : openat(d.topicsfd, topic, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (rc == 0 && tfd < 0)
         rc = -errno;
     if (rc == 0) {

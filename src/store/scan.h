@@ -24,6 +24,7 @@ int sp_store_verify(const char *dir, FILE *out, sp_store_verify_report *rep);
  * offset `from` as JSON lines: {"partition","offset","timestamp","key",
  * "value","headers"}. Stops at the first bad batch with a message on
  * `err`. Returns 0, 1 (a bad batch was met) or a negative errno. */
-int sp_store_dump(const char *dir, const char *topic, int32_t partition, uint64_t from, FILE *out, FILE *err);
+int sp_store_dump(const char *dir, const char *topic, int32_t partition, uint64_t from, FILE *out,
+                  FILE *err);
 
 #endif

@@ -28,7 +28,7 @@
 
 #define IDX_MAGIC 0x49585053u /* "SPXI" */
 #define TIX_MAGIC 0x54585053u /* "SPXT" */
-#define IDX_HDR 40u
+#define IDX_HDR   40u
 
 void sp__segment_name(char out[SP__SEG_NAME_MAX], uint64_t base, const char *ext)
 {
@@ -76,7 +76,8 @@ int sp__segment_create(const struct sp_store_io *io, int dirfd, uint64_t base, s
     return 0;
 }
 
-int sp__segment_open_file(const struct sp_store_io *io, int dirfd, uint64_t base, bool readonly, sp__segment **out)
+int sp__segment_open_file(const struct sp_store_io *io, int dirfd, uint64_t base, bool readonly,
+                          sp__segment **out)
 {
     char name[SP__SEG_NAME_MAX];
     sp__segment_name(name, base, "log");
@@ -100,7 +101,7 @@ void sp__segment_index_batch(sp__segment *seg, uint64_t base_offset, uint64_t po
         seg->idx_cap = seg->idx_cap ? seg->idx_cap * 2 : 64;
         seg->idx = sp_xrealloc(seg->idx, seg->idx_cap * sizeof *seg->idx);
     }
-    seg->idx[seg->nidx++] = (sp__idx_entry){ rel, (uint32_t)pos };
+    seg->idx[seg->nidx++] = (sp__idx_entry){rel, (uint32_t)pos};
     seg->last_idx_pos = pos;
     if (seg->ntix && seg->tix[seg->ntix - 1].ts >= seg->max_ts)
         return;
@@ -108,7 +109,7 @@ void sp__segment_index_batch(sp__segment *seg, uint64_t base_offset, uint64_t po
         seg->tix_cap = seg->tix_cap ? seg->tix_cap * 2 : 64;
         seg->tix = sp_xrealloc(seg->tix, seg->tix_cap * sizeof *seg->tix);
     }
-    seg->tix[seg->ntix++] = (sp__tix_entry){ seg->max_ts, rel };
+    seg->tix[seg->ntix++] = (sp__tix_entry){seg->max_ts, rel};
 }
 
 void sp__segment_index_truncate(sp__segment *seg, uint64_t pos)
@@ -156,7 +157,8 @@ uint64_t sp__segment_time_lookup(const sp__segment *seg, int64_t ts_ms)
 static bool later_batch_exists(const char *p, uint64_t from, uint64_t end, uint64_t after_offset)
 {
     for (uint64_t q = from; q + SP__BATCH_HDR <= end; q++) {
-        if ((unsigned char)p[q + 8] != SP__BATCH_MAGIC || (unsigned char)p[q + 9] != SP__BATCH_VERSION)
+        if ((unsigned char)p[q + 8] != SP__BATCH_MAGIC ||
+            (unsigned char)p[q + 9] != SP__BATCH_VERSION)
             continue;
         sp__batch_hdr h;
         if (sp__batch_check(p + q, end - q, &h) == SP__BATCH_OK && h.base_offset >= after_offset)
@@ -222,7 +224,8 @@ int sp__segment_scan(sp__segment *seg, bool build, sp__scan *res)
 
 /* ---- index files --------------------------------------------------------- */
 
-static int read_whole(const struct sp_store_io *io, int dirfd, const char *name, char **out, size_t *len)
+static int read_whole(const struct sp_store_io *io, int dirfd, const char *name, char **out,
+                      size_t *len)
 {
     int fd = io->openat(io->ctx, dirfd, name, O_RDONLY | O_NOFOLLOW, 0);
     if (fd < 0)
@@ -264,7 +267,7 @@ static int load_idx(sp__segment *seg, const char *b, size_t len, uint64_t log_si
     seg->idx = sp_xrealloc(seg->idx, (n ? n : 1) * sizeof *seg->idx);
     seg->idx_cap = n ? n : 1;
     for (uint32_t i = 0; i < n; i++) {
-        sp__idx_entry e = { sp__get_u32(b + IDX_HDR + 8 * i), sp__get_u32(b + IDX_HDR + 8 * i + 4) };
+        sp__idx_entry e = {sp__get_u32(b + IDX_HDR + 8 * i), sp__get_u32(b + IDX_HDR + 8 * i + 4)};
         if (e.pos >= log_size || e.rel >= next - seg->base || (i == 0 && (e.rel || e.pos)) ||
             (i && (e.rel <= seg->idx[i - 1].rel || e.pos <= seg->idx[i - 1].pos)))
             return -EBADMSG;
@@ -285,8 +288,9 @@ static int load_tix(sp__segment *seg, const char *b, size_t len)
     seg->tix_cap = n ? n : 1;
     for (uint32_t i = 0; i < n; i++) {
         const char *e = b + IDX_HDR + 12 * i;
-        sp__tix_entry t = { (int64_t)sp__get_u64(e), sp__get_u32(e + 8) };
-        if (t.rel >= seg->next_offset - seg->base || t.ts > seg->max_ts || (i && t.ts <= seg->tix[i - 1].ts))
+        sp__tix_entry t = {(int64_t)sp__get_u64(e), sp__get_u32(e + 8)};
+        if (t.rel >= seg->next_offset - seg->base || t.ts > seg->max_ts ||
+            (i && t.ts <= seg->tix[i - 1].ts))
             return -EBADMSG;
         seg->tix[i] = t;
     }
@@ -323,7 +327,8 @@ int sp__segment_load_index(sp__segment *seg, int dirfd)
     return 0;
 }
 
-static int write_file(const struct sp_store_io *io, int dirfd, const char *name, const char *b, size_t len)
+static int write_file(const struct sp_store_io *io, int dirfd, const char *name, const char *b,
+                      size_t len)
 {
     char tmp[SP__SEG_NAME_MAX + 8];
     snprintf(tmp, sizeof tmp, "%s.tmp", name);

@@ -20,7 +20,7 @@
 #include "store/io.h"
 
 #define SP__INDEX_INTERVAL 4096u /* bytes of log between sparse index entries */
-#define SP__SEG_NAME_MAX 32
+#define SP__SEG_NAME_MAX   32
 
 typedef struct sp__idx_entry {
     uint32_t rel; /* offset - base */
@@ -43,9 +43,9 @@ typedef struct sp__segment {
     uint64_t next_offset; /* offset after the last written record */
     uint64_t last_idx_pos;
     /* partition mutex */
-    uint64_t pub_size;    /* bytes of batches readers may see */
-    uint64_t pub_next;    /* offset after the last visible record */
-    int64_t max_ts;       /* largest timestamp written (INT64_MIN when empty) */
+    uint64_t pub_size; /* bytes of batches readers may see */
+    uint64_t pub_next; /* offset after the last visible record */
+    int64_t max_ts;    /* largest timestamp written (INT64_MIN when empty) */
     sp__idx_entry *idx;
     uint32_t nidx, idx_cap;
     sp__tix_entry *tix;
@@ -59,8 +59,8 @@ typedef struct sp__scan {
     uint64_t file_size;
     uint64_t batches, records;
     int64_t max_ts;
-    int damage;           /* 0 clean, 1 torn tail (nothing valid after), 2 mid-segment corruption */
-    int indexed;          /* 1: loaded from index files, not scanned */
+    int damage;  /* 0 clean, 1 torn tail (nothing valid after), 2 mid-segment corruption */
+    int indexed; /* 1: loaded from index files, not scanned */
 } sp__scan;
 
 void sp__segment_name(char out[SP__SEG_NAME_MAX], uint64_t base, const char *ext);
@@ -70,7 +70,8 @@ int sp__segment_parse_name(const char *name, uint64_t *base, const char **ext);
 /* Creates an empty segment file (O_EXCL). The caller fsyncs the directory. */
 int sp__segment_create(const struct sp_store_io *io, int dirfd, uint64_t base, sp__segment **out);
 /* Opens an existing segment's log file (no scan, no index). */
-int sp__segment_open_file(const struct sp_store_io *io, int dirfd, uint64_t base, bool readonly, sp__segment **out);
+int sp__segment_open_file(const struct sp_store_io *io, int dirfd, uint64_t base, bool readonly,
+                          sp__segment **out);
 
 /* Scans the log from position 0 expecting offsets from seg->base, and when
  * `build` is set rebuilds the in-memory indexes from it. Read-only on the

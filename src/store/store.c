@@ -45,8 +45,9 @@ static int check_options(const sp_store_options *o)
 {
     if (o->fsync > SP_STORE_FSYNC_NEVER || o->fsync_interval_ms < 1 || o->segment_bytes < 1024 ||
         o->segment_bytes > (1u << 30) || o->retention_ms < 0 || o->max_record_bytes < 1 ||
-        o->max_append_records < 1 || o->queue_max_bytes < 1024 || o->queue_max_appends < 1 || o->max_topics < 1 ||
-        o->max_partitions < 1 || o->on_corruption > SP_STORE_CORRUPTION_TRUNCATE)
+        o->max_append_records < 1 || o->queue_max_bytes < 1024 || o->queue_max_appends < 1 ||
+        o->max_topics < 1 || o->max_partitions < 1 ||
+        o->on_corruption > SP_STORE_CORRUPTION_TRUNCATE)
         return -EINVAL;
     return 0;
 }
@@ -207,7 +208,8 @@ int sp_store_flush(sp_store *s)
 
 /* ---- appends ------------------------------------------------------------------ */
 
-static int pick_partition(sp__topic *t, int32_t partition, const sp_store_record *first, uint32_t *out)
+static int pick_partition(sp__topic *t, int32_t partition, const sp_store_record *first,
+                          uint32_t *out)
 {
     if (partition == SP_STORE_PARTITION_ANY) {
         if (first->key.base)
@@ -243,7 +245,8 @@ static int enqueue(sp_store *s, sp__append *a)
     pthread_mutex_lock(&s->qmu);
     if (s->stopping)
         err = -ESHUTDOWN;
-    else if (s->q_appends >= s->opt.queue_max_appends || s->q_bytes + a->len > s->opt.queue_max_bytes)
+    else if (s->q_appends >= s->opt.queue_max_appends ||
+             s->q_bytes + a->len > s->opt.queue_max_bytes)
         err = -EAGAIN;
     if (!err) {
         if (s->qtail)
@@ -260,8 +263,8 @@ static int enqueue(sp_store *s, sp__append *a)
     return err;
 }
 
-int sp_store_append(sp_store *s, const char *topic, int32_t partition, const sp_store_record *recs, size_t n,
-                    sp_store_append_cb cb, void *arg)
+int sp_store_append(sp_store *s, const char *topic, int32_t partition, const sp_store_record *recs,
+                    size_t n, sp_store_append_cb cb, void *arg)
 {
     if (n == 0 || !recs)
         return -EINVAL;
@@ -313,13 +316,14 @@ int sp_store_partition_for_key(sp_store *s, const char *topic, sp_slice key)
 
 /* ---- watches ------------------------------------------------------------------- */
 
-int sp_store_watch_add(sp_store *s, const char *topic, int32_t partition, sp_store_tail_cb cb, void *arg,
-                       sp_store_watch **out)
+int sp_store_watch_add(sp_store *s, const char *topic, int32_t partition, sp_store_tail_cb cb,
+                       void *arg, sp_store_watch **out)
 {
     sp__topic *t = sp__topic_get(s, topic);
     if (!t)
         return -ENOENT;
-    if (partition < SP_STORE_PARTITION_ANY || (partition >= 0 && (uint32_t)partition >= t->nparts) || !cb) {
+    if (partition < SP_STORE_PARTITION_ANY ||
+        (partition >= 0 && (uint32_t)partition >= t->nparts) || !cb) {
         sp__topic_unref(t);
         return -EINVAL;
     }
@@ -369,7 +373,8 @@ void sp__notify(sp_store *s, sp__partition *p, uint64_t end)
     }
     s->notifying = true;
     for (sp_store_watch *w = s->watches; w; w = w->next)
-        if (!w->dead && w->topic == p->topic && (w->partition < 0 || (uint32_t)w->partition == p->id))
+        if (!w->dead && w->topic == p->topic &&
+            (w->partition < 0 || (uint32_t)w->partition == p->id))
             w->cb(w->arg, p->topic->name, p->id, end);
     s->notifying = false;
     for (sp_store_watch *w = s->watches, *next; w; w = next) {

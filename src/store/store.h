@@ -44,14 +44,16 @@ typedef enum sp_store_fsync_mode {
 /* What start-up recovery does when a batch in the middle of a segment (not a
  * torn tail) fails its CRC. See docs/internals/STORE.md. */
 typedef enum sp_store_corruption_policy {
-    SP_STORE_CORRUPTION_FENCE = 0, /* log an error; serve records before the damage; appends fail -EUCLEAN */
-    SP_STORE_CORRUPTION_TRUNCATE,  /* log an error; truncate the partition at the damage (operator's choice) */
+    SP_STORE_CORRUPTION_FENCE =
+        0, /* log an error; serve records before the damage; appends fail -EUCLEAN */
+    SP_STORE_CORRUPTION_TRUNCATE, /* log an error; truncate the partition at the damage (operator's
+                                     choice) */
 } sp_store_corruption_policy;
 
 typedef struct sp_store_options {
     sp_store_fsync_mode fsync;
-    int64_t fsync_interval_ms;   /* interval mode: the loss window; default 1000 */
-    uint64_t segment_bytes;      /* default for new topics; roll when a segment would pass it; 64 MiB */
+    int64_t fsync_interval_ms; /* interval mode: the loss window; default 1000 */
+    uint64_t segment_bytes; /* default for new topics; roll when a segment would pass it; 64 MiB */
     uint64_t retention_bytes;    /* default for new topics, per partition; 0 = unlimited */
     int64_t retention_ms;        /* default for new topics; 0 = forever; default 7 days */
     uint32_t max_record_bytes;   /* key + value + headers of one record; default 1 MiB */
@@ -61,7 +63,7 @@ typedef struct sp_store_options {
     uint32_t max_topics;         /* default 10000 */
     uint32_t max_partitions;     /* per topic; default 1024 */
     sp_store_corruption_policy on_corruption;
-    const sp_store_io *io;       /* NULL: POSIX. Tests pass a fault-injecting one. */
+    const sp_store_io *io; /* NULL: POSIX. Tests pass a fault-injecting one. */
 } sp_store_options;
 
 /* Fills `o` with the defaults listed above. */
@@ -101,7 +103,7 @@ typedef struct sp_store_partition_info {
     uint64_t bytes;        /* segment bytes on disk (acknowledged data) */
     uint64_t records;      /* end_offset - start_offset */
     uint32_t segments;
-    int state;             /* 0, or -EUCLEAN (fenced after corruption), -EIO (recovering) */
+    int state; /* 0, or -EUCLEAN (fenced after corruption), -EIO (recovering) */
 } sp_store_partition_info;
 
 typedef struct sp_store_topic_info {
@@ -159,11 +161,11 @@ typedef struct sp_store_record {
 #define SP_STORE_PARTITION_ANY (-1)
 
 typedef struct sp_store_ack {
-    int status;           /* 0 or a negative errno (-EIO, -ENOSPC, -ENOENT, -EUCLEAN, -ESHUTDOWN) */
+    int status; /* 0 or a negative errno (-EIO, -ENOSPC, -ENOENT, -EUCLEAN, -ESHUTDOWN) */
     uint32_t partition;
     uint64_t base_offset; /* offset of the first record; the rest follow densely */
     uint32_t count;
-    int64_t timestamp;    /* the time assigned to records appended without one */
+    int64_t timestamp; /* the time assigned to records appended without one */
 } sp_store_ack;
 
 /* Runs on the store thread, exactly once per accepted append. */
@@ -182,8 +184,8 @@ typedef void (*sp_store_append_cb)(void *arg, const sp_store_ack *ack);
  * record over max_record_bytes, or too many records), -ENOENT (no such
  * topic), -EINVAL (bad partition, n == 0), -EUCLEAN (partition fenced after
  * corruption), -ESHUTDOWN (closing). */
-int sp_store_append(sp_store *s, const char *topic, int32_t partition, const sp_store_record *recs, size_t n,
-                    sp_store_append_cb cb, void *arg);
+int sp_store_append(sp_store *s, const char *topic, int32_t partition, const sp_store_record *recs,
+                    size_t n, sp_store_append_cb cb, void *arg);
 
 /* Chooses the partition that SP_STORE_PARTITION_ANY would choose for `key`
  * (Kafka's default partitioner). Returns it, or -ENOENT. */
@@ -192,9 +194,9 @@ int sp_store_partition_for_key(sp_store *s, const char *topic, sp_slice key);
 typedef struct sp_store_records {
     sp_store_record *records; /* count records, offsets ascending, dense */
     size_t count;
-    uint64_t next_offset;     /* where the next read continues */
-    uint64_t start_offset;    /* log start at the time of the read */
-    uint64_t end_offset;      /* log end (acknowledged) at the time of the read */
+    uint64_t next_offset;  /* where the next read continues */
+    uint64_t start_offset; /* log start at the time of the read */
+    uint64_t end_offset;   /* log end (acknowledged) at the time of the read */
     /* private */
     char *data_;
     sp_store_record *records_;
@@ -213,26 +215,28 @@ typedef struct sp_store_records {
  * (a batch failed its CRC; nothing is returned), -EUCLEAN (from is at the
  * end of a partition fenced after corruption: nothing more will come), or
  * an I/O error. */
-int sp_store_read(sp_store *s, const char *topic, uint32_t partition, uint64_t from, size_t max_records,
-                  size_t max_bytes, sp_store_records *out);
+int sp_store_read(sp_store *s, const char *topic, uint32_t partition, uint64_t from,
+                  size_t max_records, size_t max_bytes, sp_store_records *out);
 void sp_store_records_free(sp_store_records *r);
 
 /* Finds the first offset whose record timestamp is >= ts_ms (Kafka's
  * ListOffsets): *offset is that offset, or the end offset when no such
  * record exists. Returns 0, -ENOENT, -EINVAL or an I/O error. */
-int sp_store_offset_for_time(sp_store *s, const char *topic, uint32_t partition, int64_t ts_ms, uint64_t *offset);
+int sp_store_offset_for_time(sp_store *s, const char *topic, uint32_t partition, int64_t ts_ms,
+                             uint64_t *offset);
 
 /* ---- tail notification ---------------------------------------------------- */
 
 /* Runs on the store thread each time new records become visible on a
  * watched partition; end_offset is the new end. Several appends may be
  * announced by one call. */
-typedef void (*sp_store_tail_cb)(void *arg, const char *topic, uint32_t partition, uint64_t end_offset);
+typedef void (*sp_store_tail_cb)(void *arg, const char *topic, uint32_t partition,
+                                 uint64_t end_offset);
 
 /* Registers a watch on topic/partition (SP_STORE_PARTITION_ANY: every
  * partition of the topic). Returns 0 and *out, -ENOENT or -EINVAL. */
-int sp_store_watch_add(sp_store *s, const char *topic, int32_t partition, sp_store_tail_cb cb, void *arg,
-                       sp_store_watch **out);
+int sp_store_watch_add(sp_store *s, const char *topic, int32_t partition, sp_store_tail_cb cb,
+                       void *arg, sp_store_watch **out);
 /* Removes a watch. When it returns, `cb` is not running and never runs
  * again for it (when called from a store callback, the watch is removed
  * after that callback returns). Frees the watch. */

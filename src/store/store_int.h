@@ -33,13 +33,13 @@ typedef struct sp__partition {
     sp__segment **segs;
     size_t nsegs, segs_cap;
     uint64_t visible_offset; /* offsets below are acknowledged and readable */
-    int state;               /* 0, -EUCLEAN (fenced), or -errno: needs recovery before the next write */
-    uint64_t bytes;          /* sum of pub_size over segments */
+    int state;      /* 0, -EUCLEAN (fenced), or -errno: needs recovery before the next write */
+    uint64_t bytes; /* sum of pub_size over segments */
     /* store thread */
-    uint64_t next_offset;    /* the next offset to assign */
-    uint64_t synced_size;    /* active segment bytes covered by the last successful fdatasync */
-    uint64_t synced_offset;  /* offset after the last synced record */
-    bool dirty;              /* written since the last fdatasync */
+    uint64_t next_offset;   /* the next offset to assign */
+    uint64_t synced_size;   /* active segment bytes covered by the last successful fdatasync */
+    uint64_t synced_offset; /* offset after the last synced record */
+    bool dirty;             /* written since the last fdatasync */
     struct sp__append *grp_head, *grp_tail; /* this round's appends */
     bool in_round, rolled;
 } sp__partition;

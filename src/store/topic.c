@@ -30,7 +30,7 @@
 #include "store/store_int.h"
 
 #define META_NAME "topic.meta"
-#define META_MAX 1024
+#define META_MAX  1024
 
 int sp_store_topic_name_valid(const char *name)
 {
@@ -39,8 +39,8 @@ int sp_store_topic_name_valid(const char *name)
         return 0;
     for (; name[n]; n++) {
         char c = name[n];
-        if (n >= 249 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                          c == '_' || c == '-'))
+        if (n >= 249 || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return 0;
     }
     return n > 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
@@ -74,10 +74,11 @@ int sp__rmtree(int parent, const char *name)
 static int meta_format(char *out, size_t cap, const sp__topic *t)
 {
     int n = snprintf(out, cap,
-                     "spate-topic 1\npartitions=%" PRIu32 "\nsegment_bytes=%" PRIu64 "\nretention_bytes=%" PRIu64
-                     "\nretention_ms=%" PRId64 "\ncreated_ms=%" PRId64 "\n",
-                     t->cfg.partitions, t->cfg.segment_bytes, t->cfg.retention_bytes, t->cfg.retention_ms,
-                     t->created_ms);
+                     "spate-topic 1\npartitions=%" PRIu32 "\nsegment_bytes=%" PRIu64
+                     "\nretention_bytes=%" PRIu64 "\nretention_ms=%" PRId64 "\ncreated_ms=%" PRId64
+                     "\n",
+                     t->cfg.partitions, t->cfg.segment_bytes, t->cfg.retention_bytes,
+                     t->cfg.retention_ms, t->created_ms);
     if (n < 0 || (size_t)n + 20 >= cap)
         return -ENAMETOOLONG;
     n += snprintf(out + n, cap - (size_t)n, "crc=%08" PRIx32 "\n", sp__crc32c(0, out, (size_t)n));
@@ -123,7 +124,8 @@ static int meta_write(sp_store *s, int dirfd, const sp__topic *t)
     int n = meta_format(text, sizeof text, t);
     if (n < 0)
         return n;
-    int fd = s->io->openat(s->io->ctx, dirfd, META_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+    int fd =
+        s->io->openat(s->io->ctx, dirfd, META_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
     if (fd < 0)
         return fd;
     ssize_t w = s->io->pwrite(s->io->ctx, fd, text, (size_t)n, 0);
@@ -207,28 +209,34 @@ static void part_push_segment(sp__partition *p, sp__segment *seg)
     p->segs[p->nsegs++] = seg;
 }
 
-static void log_damage(const sp__partition *p, const sp__segment *seg, const sp__scan *r, const char *what)
+static void log_damage(const sp__partition *p, const sp__segment *seg, const sp__scan *r,
+                       const char *what)
 {
     SP_LOG_ERROR(what, SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id)
-                           SP_LF_INT("segment", (long long)seg->base) SP_LF_INT("position", (long long)r->valid_end)
-                               SP_LF_INT("offset", (long long)r->next_offset)
-                                   SP_LF_INT("file_size", (long long)r->file_size));
+                           SP_LF_INT("segment", (long long)seg->base)
+                               SP_LF_INT("position", (long long)r->valid_end)
+                                   SP_LF_INT("offset", (long long)r->next_offset)
+                                       SP_LF_INT("file_size", (long long)r->file_size));
 }
 
 /* Applies the corruption policy to segment index i whose scan found
  * mid-segment damage. With TRUNCATE, later segments are removed. */
-static int handle_corruption(sp_store *s, sp__partition *p, size_t i, const sp__scan *r, size_t *nbases)
+static int handle_corruption(sp_store *s, sp__partition *p, size_t i, const sp__scan *r,
+                             size_t *nbases)
 {
     sp__segment *seg = p->segs[i];
     if (s->opt.on_corruption == SP_STORE_CORRUPTION_FENCE) {
-        log_damage(p, seg, r,
-                   "store: corrupt batch in the middle of a segment; partition fenced (reads stop at the damage, "
-                   "appends fail with EUCLEAN); run `spate log verify` and see docs/internals/STORE.md");
+        log_damage(
+            p, seg, r,
+            "store: corrupt batch in the middle of a segment; partition fenced (reads stop at the "
+            "damage, "
+            "appends fail with EUCLEAN); run `spate log verify` and see docs/internals/STORE.md");
         p->state = -EUCLEAN;
         return 0;
     }
-    log_damage(p, seg, r, "store: corrupt batch in the middle of a segment; truncating the partition there "
-                          "(on_corruption=truncate): records from this offset on are discarded");
+    log_damage(p, seg, r,
+               "store: corrupt batch in the middle of a segment; truncating the partition there "
+               "(on_corruption=truncate): records from this offset on are discarded");
     int err = s->io->ftruncate(s->io->ctx, seg->fd, (off_t)r->valid_end);
     if (!err)
         err = s->io->fdatasync(s->io->ctx, seg->fd);
@@ -262,8 +270,9 @@ static int recover_tail(sp_store *s, sp__partition *p, sp__segment *seg, const s
 {
     SP_LOG_WARN("store: truncating torn tail",
                 SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id)
-                    SP_LF_INT("segment", (long long)seg->base) SP_LF_INT("position", (long long)r->valid_end)
-                        SP_LF_INT("dropped_bytes", (long long)(r->file_size - r->valid_end)));
+                    SP_LF_INT("segment", (long long)seg->base)
+                        SP_LF_INT("position", (long long)r->valid_end)
+                            SP_LF_INT("dropped_bytes", (long long)(r->file_size - r->valid_end)));
     int err = s->io->ftruncate(s->io->ctx, seg->fd, (off_t)r->valid_end);
     return err ? err : s->io->fdatasync(s->io->ctx, seg->fd);
 }
@@ -377,11 +386,13 @@ void sp__topic_unref(sp__topic *t)
 static int topic_open(sp_store *s, const char *name, sp__topic **out)
 {
     sp__topic *t = topic_new(s, name);
-    int err = t->dirfd = s->io->openat(s->io->ctx, s->topics_dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
+    int err = t->dirfd =
+        s->io->openat(s->io->ctx, s->topics_dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0);
     if (err < 0)
         goto fail;
     if ((err = meta_read(t->dirfd, t)) < 0) {
-        SP_LOG_ERROR("store: unreadable topic metadata", SP_LF_STR("topic", name) SP_LF_INT("errno", -err));
+        SP_LOG_ERROR("store: unreadable topic metadata",
+                     SP_LF_STR("topic", name) SP_LF_INT("errno", -err));
         goto fail;
     }
     t->parts = sp_xcalloc(t->cfg.partitions, sizeof *t->parts);
@@ -390,7 +401,8 @@ static int topic_open(sp_store *s, const char *name, sp__topic **out)
         if ((err = partition_open(s, t, i)) < 0) {
             t->nparts++;
             SP_LOG_ERROR("store: cannot open partition",
-                         SP_LF_STR("topic", name) SP_LF_INT("partition", i) SP_LF_INT("errno", -err));
+                         SP_LF_STR("topic", name) SP_LF_INT("partition", i)
+                             SP_LF_INT("errno", -err));
             goto fail;
         }
     }
@@ -522,7 +534,7 @@ int sp_store_topic_create(sp_store *s, const char *name, const sp_store_topic_co
 {
     if (!sp_store_topic_name_valid(name))
         return -EINVAL;
-    sp__topic proto = { .created_ms = sp_time_now_ms() };
+    sp__topic proto = {.created_ms = sp_time_now_ms()};
     int err = resolve_config(s, cfg, &proto.cfg);
     if (err < 0)
         return err;
@@ -542,7 +554,8 @@ int sp_store_topic_create(sp_store *s, const char *name, const sp_store_topic_co
         err = -EEXIST;
     else if (s->ntopics >= s->opt.max_topics)
         err = -ENOSPC;
-    else if ((err = s->io->renameat(s->io->ctx, s->staging_dirfd, sname, s->topics_dirfd, name)) < 0)
+    else if ((err = s->io->renameat(s->io->ctx, s->staging_dirfd, sname, s->topics_dirfd, name)) <
+             0)
         err = (err == -ENOTEMPTY || err == -EEXIST) ? -EEXIST : err;
     if (!err) {
         s->io->fsync_dir(s->io->ctx, s->topics_dirfd);
@@ -585,7 +598,8 @@ int sp_store_topic_delete(sp_store *s, const char *name)
     if (!err)
         sp__rmtree(s->staging_dirfd, sname);
     else
-        SP_LOG_ERROR("store: cannot move deleted topic aside", SP_LF_STR("topic", name) SP_LF_INT("errno", -err));
+        SP_LOG_ERROR("store: cannot move deleted topic aside",
+                     SP_LF_STR("topic", name) SP_LF_INT("errno", -err));
     sp__topic_unref(t);
     return err;
 }

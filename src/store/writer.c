@@ -23,8 +23,8 @@
 #include "store/codec.h"
 #include "store/store_int.h"
 
-#define WBUF_CHUNK (4u << 20)   /* bytes per pwrite */
-#define RETENTION_EVERY_MS 1000 /* how often retention runs without a roll */
+#define WBUF_CHUNK         (4u << 20) /* bytes per pwrite */
+#define RETENTION_EVERY_MS 1000       /* how often retention runs without a roll */
 
 static void stat_add(_Atomic uint64_t *c, uint64_t n)
 {
@@ -58,7 +58,8 @@ int sp__partition_roll(sp_store *s, sp__partition *p)
     int err = sync_fd(s, old->fd);
     if (err < 0) {
         SP_LOG_ERROR("store: fdatasync failed at roll",
-                     SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id) SP_LF_INT("errno", -err));
+                     SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id)
+                         SP_LF_INT("errno", -err));
         return err;
     }
     p->synced_offset = old->next_offset;
@@ -70,7 +71,8 @@ int sp__partition_roll(sp_store *s, sp__partition *p)
         sp__segment_unref(seg);
         return err;
     }
-    if (sp__segment_write_index(old, p->dirfd) < 0) /* rebuilt from the log at start-up if missing */
+    if (sp__segment_write_index(old, p->dirfd) <
+        0) /* rebuilt from the log at start-up if missing */
         SP_LOG_WARN("store: cannot write segment index", SP_LF_STR("topic", p->topic->name));
     pthread_mutex_lock(&p->mu);
     old->sealed = true;
@@ -91,7 +93,8 @@ static bool retention_due(const sp__partition *p, const sp__segment *oldest, int
     const sp_store_topic_config *c = &p->topic->cfg;
     if (c->retention_bytes && p->bytes - oldest->pub_size >= c->retention_bytes)
         return true;
-    return c->retention_ms > 0 && oldest->max_ts != INT64_MIN && oldest->max_ts < now_ms - c->retention_ms;
+    return c->retention_ms > 0 && oldest->max_ts != INT64_MIN &&
+           oldest->max_ts < now_ms - c->retention_ms;
 }
 
 /* Deletes whole segments from the front while they are over the size limit
@@ -131,7 +134,8 @@ static int flush_chunk(sp_store *s, sp__partition *p, chunk *c, sp__append *stop
     sp_buf_reset(&s->wbuf);
     if (n < 0) {
         stat_add(&s->st_write_errors, 1);
-        if (s->io->ftruncate(s->io->ctx, seg->fd, (off_t)seg->size) < 0) /* no half batch may stay */
+        if (s->io->ftruncate(s->io->ctx, seg->fd, (off_t)seg->size) <
+            0) /* no half batch may stay */
             p->state = (int)n;
         p->next_offset = c->first_off;
         return (int)n;
@@ -157,7 +161,7 @@ static bool must_roll(const sp__partition *p, size_t pending, size_t len)
 
 static void write_partition(sp_store *s, sp__partition *p)
 {
-    chunk c = { p->grp_head, p->next_offset };
+    chunk c = {p->grp_head, p->next_offset};
     for (sp__append *a = p->grp_head; a; a = a->grp_next) {
         int err = 0;
         if (must_roll(p, s->wbuf.len, a->len)) {
@@ -197,7 +201,8 @@ static void sync_round(sp_store *s, sp__partition *p)
             p->dirty = false;
         } else {
             SP_LOG_ERROR("store: fdatasync failed; failing the appends it covered",
-                         SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id) SP_LF_INT("errno", -err));
+                         SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id)
+                             SP_LF_INT("errno", -err));
             p->state = err;
         }
     }
@@ -229,7 +234,8 @@ static void recover(sp_store *s, sp__partition *p)
     int err = sp__partition_recover_error(s, p);
     if (err < 0)
         SP_LOG_ERROR("store: partition recovery failed; will retry before the next append",
-                     SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id) SP_LF_INT("errno", -err));
+                     SP_LF_STR("topic", p->topic->name) SP_LF_INT("partition", p->id)
+                         SP_LF_INT("errno", -err));
 }
 
 /* ---- step 5: completions --------------------------------------------------- */
@@ -244,7 +250,7 @@ static void complete(sp_store *s, sp__partition *p)
             stat_add(&s->st_records, a->count);
         }
         if (a->cb) {
-            sp_store_ack ack = { a->status, p->id, a->status ? 0 : a->base_offset, a->count, a->ts };
+            sp_store_ack ack = {a->status, p->id, a->status ? 0 : a->base_offset, a->count, a->ts};
             a->cb(a->arg, &ack);
         }
         sp__topic_unref(a->topic);
@@ -344,7 +350,8 @@ static int sync_all(sp_store *s)
             p->dirty = false;
             if (err < 0) {
                 SP_LOG_ERROR("store: fdatasync failed",
-                             SP_LF_STR("topic", t->name) SP_LF_INT("partition", k) SP_LF_INT("errno", -err));
+                             SP_LF_STR("topic", t->name) SP_LF_INT("partition", k)
+                                 SP_LF_INT("errno", -err));
                 p->state = err;
                 recover(s, p);
                 first = first ? first : err;

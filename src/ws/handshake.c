@@ -76,8 +76,8 @@ bool sp_ws_origin_allowed(const char *origins, sp_slice origin)
 }
 
 static const sp_http_header version_header[] = {
-    { { "Sec-WebSocket-Version", 21 }, { "13", 2 } },
-    { { "Content-Type", 12 }, { "application/json", 16 } },
+    {{"Sec-WebSocket-Version", 21}, {"13", 2}},
+    {{"Content-Type", 12}, {"application/json", 16}},
 };
 
 bool sp_ws_handshake(sp_http_req *req, const sp_ws_options *o, char accept[SP_WS_ACCEPT_LEN + 1])
@@ -87,8 +87,9 @@ bool sp_ws_handshake(sp_http_req *req, const sp_ws_options *o, char accept[SP_WS
     if (sp_http_req_method(req) != SP_HTTP_GET || !up.base ||
         !any_item(up, SP_SLICE_LIT("websocket")) || !conn.base ||
         !any_item(conn, SP_SLICE_LIT("upgrade"))) {
-        sp_http_respond_error(req, 400, "This endpoint takes a WebSocket handshake: GET with "
-                                        "'Upgrade: websocket' and 'Connection: Upgrade'");
+        sp_http_respond_error(req, 400,
+                              "This endpoint takes a WebSocket handshake: GET with "
+                              "'Upgrade: websocket' and 'Connection: Upgrade'");
         return false;
     }
     sp_slice ver = sp_http_req_header(req, SP_SLICE_LIT("sec-websocket-version"));

@@ -15,7 +15,8 @@
  * message whose declared length passes the limit is closed with 1009 as
  * soon as the header arrives (a client claiming 10 MB need not send it),
  * and fragmented or oversized control frames, one-byte close payloads and
- * lengths not in their shortest encoding with 1002. Bytes before the faulty frame still go through wslay.
+ * lengths not in their shortest encoding with 1002. Bytes before the faulty frame still go through
+ * wslay.
  *
  * Output: wslay's send_cb copies control frames into the stream without a
  * limit (they are tiny and always accepted, so wslay never holds a partly
@@ -34,10 +35,10 @@
 #include "core/alloc.h"
 #include "ws/ws.h"
 
-#define UNBOUNDED ((size_t)-1 / 2)
+#define UNBOUNDED           ((size_t)-1 / 2)
 #define DEFAULT_MAX_MESSAGE (1u << 20)
-#define DEFAULT_PING_MS 30000
-#define DEFAULT_PONG_MS 10000
+#define DEFAULT_PING_MS     30000
+#define DEFAULT_PONG_MS     10000
 
 typedef struct ws_home ws_home;
 
@@ -54,8 +55,8 @@ struct sp_ws {
     bool in_process;   /* inside process(): wslay is not reentrant */
     bool again;        /* process() was asked for while running */
     bool detached;     /* sp_ws_parse_for_test: no stream, output discarded */
-    bool over;     /* no owner callback any more */
-    bool freeable; /* over, and the stream is ended or gone */
+    bool over;         /* no owner callback any more */
+    bool freeable;     /* over, and the stream is ended or gone */
     int close_code;
     size_t messages; /* for sp_ws_parse_for_test */
     size_t max_message;
@@ -82,8 +83,7 @@ static _Thread_local ws_home *tls_home;
 
 /* ---- wslay callbacks ------------------------------------------------------ */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     (void)flags;
     sp_ws *ws = user;
@@ -105,7 +105,8 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     sp_ws *ws = user;
     if (ws->detached)
         return (ssize_t)len;
-    if (!ws->s || sp_http_stream_write(ws->s, sp_slice_make((const char *)data, len), UNBOUNDED) != 0) {
+    if (!ws->s ||
+        sp_http_stream_write(ws->s, sp_slice_make((const char *)data, len), UNBOUNDED) != 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
@@ -275,7 +276,7 @@ static int check_header(sp_ws *ws)
     ws->skip = len;
     if ((len7 == 126 && len < 126) || (len7 == 127 && (len <= 0xffff || len >> 63)))
         return SP_WS_PROTOCOL; /* not the shortest length encoding, or the top bit set */
-    if (op & 0x8) /* control */
+    if (op & 0x8)              /* control */
         return !fin || len > 125 || (op == 0x8 && len == 1) ? SP_WS_PROTOCOL : 0;
     ws->msg_len = op == 0 ? ws->msg_len + len : len;
     if (len > ws->max_message || ws->msg_len > ws->max_message)
@@ -380,7 +381,7 @@ static void ping_or_drop(sp_ws *ws, uint64_t now)
         send_queued(ws);
         finish(ws, SP_WS_INTERNAL, true);
     } else if (!ws->ping_sent_ms && now - ws->last_in_ms >= ws->ping_ms) {
-        struct wslay_event_msg ping = { WSLAY_PING, NULL, 0 };
+        struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
         wslay_event_queue_msg(ws->ctx, &ping);
         ws->ping_sent_ms = now ? now : 1;
         send_queued(ws);
@@ -474,9 +475,9 @@ sp_ws *sp_ws_accept(sp_http_req *req, const sp_ws_options *o, const char *accept
 {
     sp_ws *ws = ws_new(o, cb, arg);
     sp_http_header h[] = {
-        { SP_SLICE_LIT("Upgrade"), SP_SLICE_LIT("websocket") },
-        { SP_SLICE_LIT("Connection"), SP_SLICE_LIT("Upgrade") },
-        { SP_SLICE_LIT("Sec-WebSocket-Accept"), sp_slice_make(accept, SP_WS_ACCEPT_LEN) },
+        {SP_SLICE_LIT("Upgrade"), SP_SLICE_LIT("websocket")},
+        {SP_SLICE_LIT("Connection"), SP_SLICE_LIT("Upgrade")},
+        {SP_SLICE_LIT("Sec-WebSocket-Accept"), sp_slice_make(accept, SP_WS_ACCEPT_LEN)},
     };
     sp_loop *loop = sp_http_req_loop(req);
     home_join(ws, loop);
@@ -561,12 +562,12 @@ void sp_ws_close(sp_ws *ws, int code, const char *reason)
 
 int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes, size_t *messages)
 {
-    sp_ws_options o = { .max_message_bytes = max_message_bytes };
+    sp_ws_options o = {.max_message_bytes = max_message_bytes};
     sp_ws *ws = ws_new(&o, NULL, NULL);
     ws->detached = true;
     ws->busy++;
     feed(ws, data, len);
-    int code = ws->over ? ws->close_code
+    int code = ws->over                              ? ws->close_code
                : wslay_event_get_close_sent(ws->ctx) ? wslay_event_get_status_code_sent(ws->ctx)
                                                      : 0;
     if (messages)

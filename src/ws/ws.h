@@ -41,13 +41,13 @@ typedef struct sp_ws_options {
 /* Close codes spate sends (RFC 6455 section 7.4.1). */
 enum sp_ws_code {
     SP_WS_NORMAL = 1000,
-    SP_WS_GOING_AWAY = 1001,   /* server shutdown */
+    SP_WS_GOING_AWAY = 1001, /* server shutdown */
     SP_WS_PROTOCOL = 1002,
-    SP_WS_UNSUPPORTED = 1003,  /* a binary message where text is expected */
-    SP_WS_BAD_DATA = 1007,     /* invalid UTF-8 in a text message */
-    SP_WS_POLICY = 1008,       /* slow consumer */
+    SP_WS_UNSUPPORTED = 1003, /* a binary message where text is expected */
+    SP_WS_BAD_DATA = 1007,    /* invalid UTF-8 in a text message */
+    SP_WS_POLICY = 1008,      /* slow consumer */
     SP_WS_TOO_BIG = 1009,
-    SP_WS_INTERNAL = 1011,     /* internal error, keep-alive timeout */
+    SP_WS_INTERNAL = 1011, /* internal error, keep-alive timeout */
 };
 
 typedef struct sp_ws_callbacks {
@@ -114,7 +114,6 @@ void sp_ws_close(sp_ws *ws, int code, const char *reason);
 /* Feeds `data` to a fresh server-side wslay context with the same
  * callbacks and limits as a live socket, the output discarded. Returns the
  * close code the server would send (0: none). */
-int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes,
-                         size_t *messages);
+int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes, size_t *messages);
 
 #endif

@@ -92,14 +92,14 @@ static bool never(void *arg)
 static void fx_append(fx *f, const char *topic, int32_t partition, int first, int n, int per_batch,
                       int64_t ts0)
 {
-    char (*vals)[32] = calloc((size_t)per_batch, sizeof *vals);
+    char(*vals)[32] = calloc((size_t)per_batch, sizeof *vals);
     sp_store_record *recs = calloc((size_t)per_batch, sizeof *recs);
     for (int i = 0; i < n; i += per_batch) {
         int k = n - i < per_batch ? n - i : per_batch;
         for (int j = 0; j < k; j++) {
             int len = snprintf(vals[j], sizeof vals[j], "{\"n\":%d}", first + i + j);
-            recs[j] = (sp_store_record){ .timestamp = ts0 < 0 ? -1 : ts0 + i + j,
-                                         .value = sp_slice_make(vals[j], (size_t)len) };
+            recs[j] = (sp_store_record){.timestamp = ts0 < 0 ? -1 : ts0 + i + j,
+                                        .value = sp_slice_make(vals[j], (size_t)len)};
         }
         int rc;
         while ((rc = sp_store_append(f->store, topic, partition, recs, (size_t)k, NULL, NULL)) ==
@@ -118,9 +118,9 @@ static void fx_append(fx *f, const char *topic, int32_t partition, int first, in
 
 typedef struct consumer {
     sp_hub_sub *sub;
-    bool pop;             /* pop in the callback */
-    long budget;          /* pops allowed in callbacks (-1: unlimited) */
-    bool unsub_on_first;  /* unsubscribe from inside the first callback */
+    bool pop;            /* pop in the callback */
+    long budget;         /* pops allowed in callbacks (-1: unlimited) */
+    bool unsub_on_first; /* unsubscribe from inside the first callback */
     uint64_t expect[FX_PARTS];
     bool started[FX_PARTS]; /* expect[] is set from the first event */
     size_t records, gaps, notified;

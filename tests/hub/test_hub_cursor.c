@@ -51,9 +51,25 @@ static void test_rejects(void **state)
 {
     (void)state;
     sp_hub_pos p[4];
-    const char *bad[] = { "", "-", "0", "0-", "-1", "a-1", "0-a", "0--1", "+0-1", "0-+1",
-                          "0-1,", ",0-1", "0-1,,1-2", "0 -1", "0-1 ", "1024-0",
-                          "0-18446744073709551615", "0-99999999999999999999", "0-1;1-2" };
+    const char *bad[] = {"",
+                         "-",
+                         "0",
+                         "0-",
+                         "-1",
+                         "a-1",
+                         "0-a",
+                         "0--1",
+                         "+0-1",
+                         "0-+1",
+                         "0-1,",
+                         ",0-1",
+                         "0-1,,1-2",
+                         "0 -1",
+                         "0-1 ",
+                         "1024-0",
+                         "0-18446744073709551615",
+                         "0-99999999999999999999",
+                         "0-1;1-2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(parse(bad[i], p, 4), -EINVAL);
     assert_int_equal(sp_hub_cursor_parse(SP_SLICE_NULL, p, 4), -EINVAL);

@@ -7,7 +7,7 @@
 
 #include "hub_fixture.h"
 
-static const sp_store_topic_config one_part = { .partitions = 1 };
+static const sp_store_topic_config one_part = {.partitions = 1};
 
 typedef struct want {
     consumer *c;
@@ -37,7 +37,7 @@ static bool got_twice(void *arg)
 
 static sp_hub_sub_options from(sp_hub_from kind)
 {
-    return (sp_hub_sub_options){ .partition = SP_STORE_PARTITION_ANY, .start = { .kind = kind } };
+    return (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY, .start = {.kind = kind}};
 }
 
 /* ---- catch-up, then live ------------------------------------------------- */
@@ -52,7 +52,7 @@ static void test_catchup_then_live(void **state)
     consumer_init(&c);
     sp_hub_sub_options o = from(SP_HUB_FROM_EARLIEST);
     consumer_sub(&f, &c, "t", &o);
-    want w = { &c, 1000 };
+    want w = {&c, 1000};
     assert_true(fx_spin(&f, got_records, &w, 10000));
     fx_append(&f, "t", 0, 1000, 50, 7, -1);
     w.records = 1050;
@@ -78,7 +78,7 @@ static void test_latest_sees_only_new(void **state)
     sp_hub_sub_options o = from(SP_HUB_FROM_LATEST);
     consumer_sub(&f, &c, "t", &o);
     fx_append(&f, "t", 0, 10, 5, 1, -1);
-    want w = { &c, 5 };
+    want w = {&c, 5};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(c.order_ok);
     assert_int_equal(c.records, 5);
@@ -111,10 +111,10 @@ static void test_catchup_races_appends(void **state)
     consumer_init(&c);
     sp_hub_sub_options o = from(SP_HUB_FROM_EARLIEST);
     consumer_sub(&f, &c, "t", &o);
-    producer p = { &f, 3000, 3000 };
+    producer p = {&f, 3000, 3000};
     pthread_t th;
     pthread_create(&th, NULL, produce_thread, &p);
-    want w = { &c, 6000 };
+    want w = {&c, 6000};
     bool ok = fx_spin(&f, got_records, &w, 30000);
     pthread_join(th, NULL);
     ok = ok || fx_spin(&f, got_records, &w, 10000);
@@ -138,12 +138,12 @@ static void test_resume_from_record_id(void **state)
     assert_int_equal(sp_hub_cursor_parse(SP_SLICE_LIT("0-11"), pos, 4), 1);
     consumer c;
     consumer_init(&c);
-    sp_hub_sub_options o = { .partition = 0,
-                             .start = { .kind = SP_HUB_FROM_CURSOR, .pos = pos, .npos = 1 } };
+    sp_hub_sub_options o = {.partition = 0,
+                            .start = {.kind = SP_HUB_FROM_CURSOR, .pos = pos, .npos = 1}};
     consumer_sub(&f, &c, "t", &o);
     c.started[0] = true;
     c.expect[0] = 12;
-    want w = { &c, 8 };
+    want w = {&c, 8};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(c.order_ok);
     assert_int_equal(c.expect[0], 20);
@@ -164,11 +164,11 @@ static void test_from_time(void **state)
     fx_append(&f, "t", 0, 0, 10, 10, 1000); /* timestamps 1000..1009 */
     consumer c;
     consumer_init(&c);
-    sp_hub_sub_options o = { .partition = 0, .start = { .kind = SP_HUB_FROM_TIME, .time_ms = 1004 } };
+    sp_hub_sub_options o = {.partition = 0, .start = {.kind = SP_HUB_FROM_TIME, .time_ms = 1004}};
     consumer_sub(&f, &c, "t", &o);
     c.started[0] = true;
     c.expect[0] = 4;
-    want w = { &c, 6 };
+    want w = {&c, 6};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(c.order_ok);
     sp_hub_unsubscribe(c.sub);
@@ -180,7 +180,7 @@ static void test_multi_partition_cursor(void **state)
 {
     (void)state;
     fx f;
-    sp_store_topic_config three = { .partitions = 3 };
+    sp_store_topic_config three = {.partitions = 3};
     fx_open(&f, "t", &three, 0, 0);
     for (int32_t p = 0; p < 3; p++)
         fx_append(&f, "t", p, 0, 10, 10, -1);
@@ -190,7 +190,7 @@ static void test_multi_partition_cursor(void **state)
     sp_hub_sub_options o = from(SP_HUB_FROM_EARLIEST);
     consumer_sub(&f, &a, "t", &o);
     assert_false(sp_hub_sub_single(a.sub));
-    want w = { &a, 14 };
+    want w = {&a, 14};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(a.order_ok);
     sp_buf b;
@@ -203,14 +203,14 @@ static void test_multi_partition_cursor(void **state)
 
     consumer c;
     consumer_init(&c);
-    o = (sp_hub_sub_options){ .partition = SP_STORE_PARTITION_ANY,
-                              .start = { .kind = SP_HUB_FROM_CURSOR, .pos = pos, .npos = (size_t)n } };
+    o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY,
+                             .start = {.kind = SP_HUB_FROM_CURSOR, .pos = pos, .npos = (size_t)n}};
     consumer_sub(&f, &c, "t", &o);
     for (uint32_t p = 0; p < 3; p++) { /* each partition continues where `a` stopped */
         c.started[p] = true;
         c.expect[p] = a.started[p] ? a.expect[p] : 0;
     }
-    w = (want){ &c, 30 - 14 };
+    w = (want){&c, 30 - 14};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(c.order_ok);
     assert_int_equal(a.records + c.records, 30);
@@ -233,9 +233,9 @@ static void test_subscribe_errors(void **state)
     assert_int_equal(sp_hub_subscribe(f.hub, &f.loop, "nope", &o, consumer_ready, &c, &s), -ENOENT);
     o.partition = 1;
     assert_int_equal(sp_hub_subscribe(f.hub, &f.loop, "t", &o, consumer_ready, &c, &s), -EINVAL);
-    sp_hub_pos pos = { 5, 1 };
-    o = (sp_hub_sub_options){ .partition = SP_STORE_PARTITION_ANY,
-                              .start = { .kind = SP_HUB_FROM_CURSOR, .pos = &pos, .npos = 1 } };
+    sp_hub_pos pos = {5, 1};
+    o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY,
+                             .start = {.kind = SP_HUB_FROM_CURSOR, .pos = &pos, .npos = 1}};
     assert_int_equal(sp_hub_subscribe(f.hub, &f.loop, "t", &o, consumer_ready, &c, &s), -EINVAL);
     fx_close(&f);
 }
@@ -248,7 +248,7 @@ static void test_retention_gap(void **state)
 {
     (void)state;
     fx f;
-    sp_store_topic_config tiny = { .partitions = 1, .segment_bytes = 1024, .retention_bytes = 2048 };
+    sp_store_topic_config tiny = {.partitions = 1, .segment_bytes = 1024, .retention_bytes = 2048};
     fx_open(&f, "t", &tiny, 0, 0);
     fx_append(&f, "t", 0, 0, 300, 1, -1);
     sp_store_topic_info info;
@@ -257,13 +257,13 @@ static void test_retention_gap(void **state)
     sp_store_topic_info_free(&info);
     assert_true(start > 10);
 
-    sp_hub_pos pos = { 0, 6 }; /* resume after 0-5 */
+    sp_hub_pos pos = {0, 6}; /* resume after 0-5 */
     consumer c;
     consumer_init(&c);
-    sp_hub_sub_options o = { .partition = 0,
-                             .start = { .kind = SP_HUB_FROM_CURSOR, .pos = &pos, .npos = 1 } };
+    sp_hub_sub_options o = {.partition = 0,
+                            .start = {.kind = SP_HUB_FROM_CURSOR, .pos = &pos, .npos = 1}};
     consumer_sub(&f, &c, "t", &o);
-    want w = { &c, 300 - start };
+    want w = {&c, 300 - start};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(c.order_ok);
     assert_int_equal(c.gaps, 1);
@@ -276,7 +276,7 @@ static void test_retention_gap(void **state)
     consumer_init(&e);
     o = from(SP_HUB_FROM_EARLIEST);
     consumer_sub(&f, &e, "t", &o);
-    w = (want){ &e, 300 - start };
+    w = (want){&e, 300 - start};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_int_equal(e.gaps, 0);
     sp_hub_unsubscribe(e.sub);
@@ -344,7 +344,7 @@ static void test_slow_skip(void **state)
     assert_int_equal(c.expect[0], 100);
     c.pop = true;
     fx_append(&f, "t", 0, 100, 5, 1, -1);
-    want w = { &c, 13 };
+    want w = {&c, 13};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_true(c.order_ok);
     sp_hub_unsubscribe(c.sub);
@@ -382,7 +382,7 @@ static void test_unsubscribe_in_callback(void **state)
         consumer_sub(&f, &c[i], "t", &o);
     }
     fx_append(&f, "t", 0, 0, 3, 1, -1);
-    want w = { &c[2], 3 };
+    want w = {&c[2], 3};
     assert_true(fx_spin(&f, got_records, &w, 5000));
     assert_null(c[1].sub);
     assert_int_equal(c[0].records, 3);

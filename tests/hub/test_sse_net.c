@@ -40,7 +40,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 static void world_topic(world *w, const char *name, uint32_t partitions)
 {
     char err[256];
-    sp_store_topic_config tc = { .partitions = partitions };
+    sp_store_topic_config tc = {.partitions = partitions};
     assert_int_equal(sp_hub_topic_create(w->hub, name, &tc, NULL, 0, err, sizeof err), 0);
 }
 
@@ -95,7 +95,7 @@ static void world_stop(world *w)
 
 static void append(world *w, const char *topic, int32_t partition, const char *value)
 {
-    sp_store_record r = { .timestamp = -1, .value = sp_slice_cstr(value) };
+    sp_store_record r = {.timestamp = -1, .value = sp_slice_cstr(value)};
     assert_int_equal(sp_store_append(w->store, topic, partition, &r, 1, NULL, NULL), 0);
     assert_int_equal(sp_store_flush(w->store), 0);
 }
@@ -114,8 +114,9 @@ static void client_open(client *c, int port, const char *request)
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     c->len = 0;
     c->eof = false;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(0x7f000001) };
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(0x7f000001)};
     assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
     size_t n = strlen(request);
     assert_int_equal(write(c->fd, request, n), (ssize_t)n);
@@ -134,7 +135,7 @@ static const char *client_until(client *c, const char *needle, int ms)
         int64_t left = until - sp_time_now_ms();
         if (c->eof || left <= 0 || c->len + 1 >= sizeof c->buf)
             return NULL;
-        struct pollfd p = { c->fd, POLLIN, 0 };
+        struct pollfd p = {c->fd, POLLIN, 0};
         if (poll(&p, 1, (int)left) <= 0)
             continue;
         ssize_t r = read(c->fd, c->buf + c->len, sizeof c->buf - 1 - c->len);
@@ -169,7 +170,8 @@ static void test_stream_basics(void **state)
     assert_non_null(strstr(c.buf, "Cache-Control: no-cache\r\n"));
     assert_non_null(strstr(c.buf, "X-Accel-Buffering: no\r\n"));
     assert_non_null(client_until(&c, "retry: 1500\n\n", 2000));
-    assert_non_null(client_until(&c, "id: 0-0\ndata: {\"id\":\"0-0\",\"partition\":0,\"offset\":0,", 2000));
+    assert_non_null(
+        client_until(&c, "id: 0-0\ndata: {\"id\":\"0-0\",\"partition\":0,\"offset\":0,", 2000));
     assert_non_null(client_until(&c, ",\"key\":null,\"value\":{\"a\":1}}\n\n", 2000));
     /* a value that is not JSON travels as a JSON string, newline escaped */
     assert_non_null(client_until(&c, "id: 0-1\ndata: {\"id\":\"0-1\"", 2000));
@@ -191,8 +193,9 @@ static void test_resume_and_cursor_ids(void **state)
     for (int i = 0; i < 5; i++)
         append(&w, "one", 0, "1");
     client c;
-    client_open(&c, w.port, "GET /v1/topics/one/stream?from=earliest HTTP/1.1\r\nHost: x\r\n"
-                            "Last-Event-ID: 0-2\r\n\r\n");
+    client_open(&c, w.port,
+                "GET /v1/topics/one/stream?from=earliest HTTP/1.1\r\nHost: x\r\n"
+                "Last-Event-ID: 0-2\r\n\r\n");
     assert_non_null(client_until(&c, "id: 0-4\n", 2000));
     assert_null(strstr(c.buf, "id: 0-2\n"));
     assert_non_null(strstr(c.buf, "id: 0-3\n"));
@@ -211,8 +214,9 @@ static void test_resume_and_cursor_ids(void **state)
     assert_non_null(client_until(&c, "id: 1-1,2-0\ndata: {\"id\":\"2-0\"", 2000));
     assert_non_null(strstr(c.buf, "id: 1-0\ndata: {\"id\":\"1-0\""));
     client_close(&c);
-    client_open(&c, w.port, "GET /v1/topics/three/stream HTTP/1.1\r\nHost: x\r\n"
-                            "Last-Event-ID: 1-0\r\n\r\n");
+    client_open(&c, w.port,
+                "GET /v1/topics/three/stream HTTP/1.1\r\nHost: x\r\n"
+                "Last-Event-ID: 1-0\r\n\r\n");
     assert_non_null(client_until(&c, "id: 1-1,2-0\n", 2000)); /* 0-*: none; 1 after 0; 2 all */
     assert_null(strstr(c.buf, "\"id\":\"1-0\""));
     client_close(&c);
@@ -261,8 +265,8 @@ static void test_counts_and_shutdown(void **state)
         usleep(1000);
     assert_int_equal(sp_hub_topic_subscribers(w.hub, "one"), 1);
     sp_http_server_shutdown(w.srv);
-    assert_non_null(client_until(&c, "event: shutdown\ndata: {\"detail\":\"server shutting down\"}\n\n",
-                                  2000));
+    assert_non_null(
+        client_until(&c, "event: shutdown\ndata: {\"detail\":\"server shutting down\"}\n\n", 2000));
     client_until(&c, "never", 2000);
     assert_true(c.eof);
     client_close(&c);

@@ -133,7 +133,8 @@ static int f_fsync_dir(void *ctx, int dirfd)
     dir[strlen(dir) - 2] = '\0'; /* strip "/." */
     size_t dl = strlen(dir);
     for (size_t i = 0; i < f->nfiles; i++)
-        if (!strncmp(f->files[i].path, dir, dl) && f->files[i].path[dl] == '/' && !strchr(f->files[i].path + dl + 1, '/'))
+        if (!strncmp(f->files[i].path, dir, dl) && f->files[i].path[dl] == '/' &&
+            !strchr(f->files[i].path + dl + 1, '/'))
             f->files[i].dir_synced = true;
     return 0;
 }
@@ -206,8 +207,9 @@ void fault_io_init(fault_io *f, fault_kind kind, long crash_at, uint64_t seed)
     f->kind = kind;
     f->crash_at = crash_at;
     f->rng = seed | 1;
-    f->io = (struct sp_store_io){ f, f_openat, f_close, f_pwrite, f_pread, f_fdatasync,
-                                  f_fsync_dir, f_ftruncate, f_renameat, f_unlinkat, f_mkdirat };
+    f->io = (struct sp_store_io){f,          f_openat,    f_close,     f_pwrite,
+                                 f_pread,    f_fdatasync, f_fsync_dir, f_ftruncate,
+                                 f_renameat, f_unlinkat,  f_mkdirat};
 }
 
 void fault_io_apply(fault_io *f)

@@ -96,8 +96,8 @@ static inline void th_wait_all(th_wait *w)
 
 /* Appends and waits for the completion. Returns the call's error, or the
  * ack status; *ack gets the ack. */
-static inline int th_append_sync(sp_store *s, const char *topic, int32_t part, const sp_store_record *r, size_t n,
-                                 sp_store_ack *ack)
+static inline int th_append_sync(sp_store *s, const char *topic, int32_t part,
+                                 const sp_store_record *r, size_t n, sp_store_ack *ack)
 {
     th_wait w;
     th_wait_init(&w);
@@ -113,9 +113,10 @@ static inline int th_append_sync(sp_store *s, const char *topic, int32_t part, c
     return err;
 }
 
-static inline int th_append_value(sp_store *s, const char *topic, int32_t part, const char *value, sp_store_ack *ack)
+static inline int th_append_value(sp_store *s, const char *topic, int32_t part, const char *value,
+                                  sp_store_ack *ack)
 {
-    sp_store_record r = { .timestamp = -1, .value = sp_slice_cstr(value) };
+    sp_store_record r = {.timestamp = -1, .value = sp_slice_cstr(value)};
     return th_append_sync(s, topic, part, &r, 1, ack);
 }
 
@@ -145,13 +146,14 @@ static inline int th_check_value(uint64_t seq, sp_slice v)
 
 static inline sp_store_topic_config th_cfg(uint32_t parts, uint64_t segment_bytes)
 {
-    sp_store_topic_config c = { .partitions = parts, .segment_bytes = segment_bytes };
+    sp_store_topic_config c = {.partitions = parts, .segment_bytes = segment_bytes};
     return c;
 }
 
 /* Reads the whole partition; calls fn for each record; returns count or -errno. */
 typedef int (*th_rec_fn)(void *arg, const sp_store_record *r);
-static inline long th_read_all(sp_store *s, const char *topic, uint32_t part, th_rec_fn fn, void *arg)
+static inline long th_read_all(sp_store *s, const char *topic, uint32_t part, th_rec_fn fn,
+                               void *arg)
 {
     uint64_t from = 0;
     long total = 0;

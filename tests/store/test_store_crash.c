@@ -25,7 +25,7 @@
 #include "helpers.h"
 
 #define ITERATIONS 60
-#define IN_FLIGHT 8
+#define IN_FLIGHT  8
 
 typedef struct ack_msg {
     uint64_t base;
@@ -43,7 +43,7 @@ static int child_inflight;
 static void child_ack(void *arg, const sp_store_ack *ack)
 {
     (void)arg;
-    ack_msg m = { ack->base_offset, ack->count, ack->status };
+    ack_msg m = {ack->base_offset, ack->count, ack->status};
     if (write(ack_fd, &m, sizeof m) != (ssize_t)sizeof m)
         _exit(3);
     if (ack->status)
@@ -64,7 +64,7 @@ static int child_main(const char *dir, int fd)
     sp_store *s;
     if (sp_store_open(dir, &o, &s) != 0)
         return 10;
-    sp_store_topic_config c = { .partitions = 1, .retention_ms = -1 };
+    sp_store_topic_config c = {.partitions = 1, .retention_ms = -1};
     int err = sp_store_topic_create(s, "crash", &c);
     if (err && err != -EEXIST)
         return 11;
@@ -84,7 +84,7 @@ static int child_main(const char *dir, int fd)
         char vals[13][512];
         for (size_t i = 0; i < n; i++) {
             size_t len = th_make_value(seq + i, vals[i], sizeof vals[i]);
-            recs[i] = (sp_store_record){ .timestamp = -1, .value = sp_slice_make(vals[i], len) };
+            recs[i] = (sp_store_record){.timestamp = -1, .value = sp_slice_make(vals[i], len)};
         }
         while ((err = sp_store_append(s, "crash", 0, recs, n, child_ack, NULL)) == -EAGAIN)
             usleep(100);
@@ -113,7 +113,7 @@ static int64_t mono_ms(void)
 /* Reads acks until `timeout_ms` from now (0: only what is already there). */
 static void read_acks(int fd, int timeout_ms, uint64_t *acked_end, uint64_t *acks)
 {
-    struct pollfd p = { fd, POLLIN, 0 };
+    struct pollfd p = {fd, POLLIN, 0};
     ack_msg m;
     int64_t deadline = mono_ms() + timeout_ms;
     for (;;) {
@@ -154,7 +154,8 @@ static uint64_t verify(const char *dir, uint64_t acked_end, uint64_t from)
         sp_store_topic_info_free(&info);
     }
     if (end < acked_end)
-        fail_msg("lost acknowledged records: log ends at %" PRIu64 ", acknowledged up to %" PRIu64, end, acked_end);
+        fail_msg("lost acknowledged records: log ends at %" PRIu64 ", acknowledged up to %" PRIu64,
+                 end, acked_end);
     /* Check what this round added (and a margin before it); the last
      * iteration re-checks the whole log. */
     uint64_t next = from;
@@ -206,8 +207,9 @@ static void test_kill9_loop(void **state)
         uint64_t from = it == ITERATIONS - 1 ? 0 : (end > 2000 ? end - 2000 : 0);
         end = verify(dir, acked_end, from);
     }
-    print_message("%d kills: %" PRIu64 " acks, %" PRIu64 " records acknowledged, log holds %" PRIu64 "\n", ITERATIONS,
-                  acks, acked_end, end);
+    print_message("%d kills: %" PRIu64 " acks, %" PRIu64 " records acknowledged, log holds %" PRIu64
+                  "\n",
+                  ITERATIONS, acks, acked_end, end);
     assert_true(acked_end > 0);
     th_rmrf(dir);
     free(dir);

@@ -44,7 +44,8 @@ static int setup(void **state)
     snprintf(e.img, sizeof e.img, "%s.img", e.mnt);
     char cmd[2048];
     if (geteuid() == 0) {
-        snprintf(cmd, sizeof cmd, "truncate -s 16M %s && mkfs.ext4 -q -F -m 0 %s && mount -o loop %s %s", e.img,
+        snprintf(cmd, sizeof cmd,
+                 "truncate -s 16M %s && mkfs.ext4 -q -F -m 0 %s && mount -o loop %s %s", e.img,
                  e.img, e.img, e.mnt);
         if (run_quiet(cmd) == 0) {
             e.kind = "ext4 loop image";
@@ -96,8 +97,8 @@ static int append_seq(sp_store *s, uint64_t seq, sp_store_ack *ack)
     char v[4096 + 64];
     size_t n = th_make_value(seq, v, 300);
     memset(v + n, 'p', sizeof v - n); /* a ~4 KiB header pad fills the disk quickly */
-    sp_store_record rr = { .timestamp = -1, .value = sp_slice_make(v, n) };
-    sp_store_header h = { SP_SLICE_LIT("pad"), sp_slice_make(v + n, 3800) };
+    sp_store_record rr = {.timestamp = -1, .value = sp_slice_make(v, n)};
+    sp_store_header h = {SP_SLICE_LIT("pad"), sp_slice_make(v + n, 3800)};
     rr.headers = &h;
     rr.header_count = 1;
     return th_append_sync(s, "full", 0, &rr, 1, ack);
@@ -107,7 +108,8 @@ static void test_disk_full(void **state)
 {
     env *e = *state;
     if (!e->mounted) {
-        print_message("disk-full test SKIPPED: needs root to mount an ext4 loop image or a tmpfs\n");
+        print_message(
+            "disk-full test SKIPPED: needs root to mount an ext4 loop image or a tmpfs\n");
         skip();
     }
     print_message("disk-full test runs on: %s\n", e->kind);
@@ -120,7 +122,7 @@ static void test_disk_full(void **state)
     o.retention_ms = 0;
     sp_store *s;
     assert_int_equal(sp_store_open(dir, &o, &s), 0);
-    sp_store_topic_config c = { .partitions = 1, .retention_ms = -1 };
+    sp_store_topic_config c = {.partitions = 1, .retention_ms = -1};
     assert_int_equal(sp_store_topic_create(s, "full", &c), 0);
     fill(filler);
     assert_int_equal(truncate(filler, 0), 0); /* free everything, then fill to ~1 MiB below full */

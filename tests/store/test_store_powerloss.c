@@ -23,8 +23,8 @@
 #define APPENDS 36
 
 typedef struct run_result {
-    uint64_t acked;  /* records acknowledged (a prefix, since appends are sequential) */
-    long ops;        /* writes + syncs the run performed */
+    uint64_t acked; /* records acknowledged (a prefix, since appends are sequential) */
+    long ops;       /* writes + syncs the run performed */
 } run_result;
 
 static void workload(sp_store *s, run_result *res)
@@ -34,14 +34,14 @@ static void workload(sp_store *s, run_result *res)
         size_t n = 1 + (size_t)(a * 7) % 5;
         sp_store_record recs[5];
         char vals[5][512];
-        sp_store_header h = { SP_SLICE_LIT("h"), SP_SLICE_LIT("x") };
+        sp_store_header h = {SP_SLICE_LIT("h"), SP_SLICE_LIT("x")};
         for (size_t i = 0; i < n; i++) {
             size_t len = th_make_value(seq + i, vals[i], sizeof vals[i]);
-            recs[i] = (sp_store_record){ .timestamp = 1700000000000 + (int64_t)(seq + i),
-                                         .key = (a % 3) ? SP_SLICE_LIT("k") : SP_SLICE_NULL,
-                                         .value = sp_slice_make(vals[i], len),
-                                         .headers = (a % 4) ? NULL : &h,
-                                         .header_count = (a % 4) ? 0 : 1 };
+            recs[i] = (sp_store_record){.timestamp = 1700000000000 + (int64_t)(seq + i),
+                                        .key = (a % 3) ? SP_SLICE_LIT("k") : SP_SLICE_NULL,
+                                        .value = sp_slice_make(vals[i], len),
+                                        .headers = (a % 4) ? NULL : &h,
+                                        .header_count = (a % 4) ? 0 : 1};
         }
         sp_store_ack ack;
         if (th_append_sync(s, "p", 0, recs, n, &ack) != 0)
@@ -79,14 +79,14 @@ static sp_store_options opts(sp_store_fsync_mode mode, const struct sp_store_io 
 /* One crash at op `crash_at` (-1: none). Returns the ops count and acks. */
 static run_result one_run(sp_store_fsync_mode mode, fault_kind kind, long crash_at, uint64_t seed)
 {
-    run_result res = { 0, 0 };
+    run_result res = {0, 0};
     char *dir = th_tmpdir_fast("pl");
     fault_io f;
     fault_io_init(&f, kind, -1, seed);
     sp_store_options o = opts(mode, &f.io);
     sp_store *s;
     assert_int_equal(sp_store_open(dir, &o, &s), 0);
-    sp_store_topic_config c = { .partitions = 1, .segment_bytes = 2048, .retention_ms = -1 };
+    sp_store_topic_config c = {.partitions = 1, .segment_bytes = 2048, .retention_ms = -1};
     assert_int_equal(sp_store_topic_create(s, "p", &c), 0);
     f.ops = 0;
     f.crash_at = crash_at; /* armed after set-up */
@@ -100,16 +100,16 @@ static run_result one_run(sp_store_fsync_mode mode, fault_kind kind, long crash_
     fault_io_init(&nosync, FAULT_DROP, -1, 1);
     sp_store_options real = opts(mode, &nosync.io);
     assert_int_equal(sp_store_open(dir, &real, &s), 0);
-    verify_ctx v = { 0 };
+    verify_ctx v = {0};
     long n = th_read_all(s, "p", 0, verify_rec, &v);
     if (n < 0 || (mode == SP_STORE_FSYNC_ALWAYS && (uint64_t)n < res.acked))
-        fail_msg("crash at op %ld kind %d: recovered %ld records, %" PRIu64 " acknowledged", crash_at, (int)kind,
-                 n, res.acked);
+        fail_msg("crash at op %ld kind %d: recovered %ld records, %" PRIu64 " acknowledged",
+                 crash_at, (int)kind, n, res.acked);
     /* the recovered log accepts appends again, right after the prefix */
     sp_store_ack ack;
     char val[512];
     size_t len = th_make_value((uint64_t)n, val, sizeof val);
-    sp_store_record r = { .timestamp = 1700000000000 + n, .value = sp_slice_make(val, len) };
+    sp_store_record r = {.timestamp = 1700000000000 + n, .value = sp_slice_make(val, len)};
     assert_int_equal(th_append_sync(s, "p", 0, &r, 1, &ack), 0);
     assert_int_equal(ack.base_offset, (uint64_t)n);
     sp_store_close(s);
@@ -123,7 +123,8 @@ static void sweep(sp_store_fsync_mode mode, long step)
 {
     run_result clean = one_run(mode, FAULT_DROP, -1, 1);
     assert_int_equal(clean.acked, 106);
-    print_message("mode %d: workload performs %ld writes+syncs; sweeping every %ld\n", (int)mode, clean.ops, step);
+    print_message("mode %d: workload performs %ld writes+syncs; sweeping every %ld\n", (int)mode,
+                  clean.ops, step);
     long runs = 0;
     for (int kind = FAULT_DROP; kind <= FAULT_TEAR; kind++)
         for (long n = 1; n <= clean.ops + 1; n += step, runs++)

@@ -30,10 +30,10 @@
 
 typedef struct layout {
     char *dir;
-    char path[512];       /* the active segment file */
-    char *bytes;          /* its original contents */
+    char path[512]; /* the active segment file */
+    char *bytes;    /* its original contents */
     size_t len;
-    size_t ends[BATCHES]; /* byte offset where batch i ends */
+    size_t ends[BATCHES];       /* byte offset where batch i ends */
     uint64_t recs_end[BATCHES]; /* records up to and including batch i */
 } layout;
 
@@ -57,7 +57,7 @@ static void build(layout *l, uint64_t segment_bytes)
     sp_store_options o = opts(SP_STORE_CORRUPTION_FENCE);
     sp_store *s;
     assert_int_equal(sp_store_open(l->dir, &o, &s), 0);
-    sp_store_topic_config c = { .partitions = 1, .segment_bytes = segment_bytes, .retention_ms = -1 };
+    sp_store_topic_config c = {.partitions = 1, .segment_bytes = segment_bytes, .retention_ms = -1};
     assert_int_equal(sp_store_topic_create(s, "t", &c), 0);
     uint64_t seq = 0;
     for (int b = 0; b < BATCHES; b++) {
@@ -66,7 +66,7 @@ static void build(layout *l, uint64_t segment_bytes)
         char vals[4][512];
         for (size_t i = 0; i < n; i++) {
             size_t len = th_make_value(seq + i, vals[i], sizeof vals[i]);
-            recs[i] = (sp_store_record){ .timestamp = -1, .value = sp_slice_make(vals[i], len) };
+            recs[i] = (sp_store_record){.timestamp = -1, .value = sp_slice_make(vals[i], len)};
         }
         assert_int_equal(th_append_sync(s, "t", 0, recs, n, NULL), 0);
         seq += n;
@@ -96,7 +96,8 @@ static void build(layout *l, uint64_t segment_bytes)
     fclose(f);
     size_t pos = 0;
     for (int b = 0; b < BATCHES && segs == 1; b++) {
-        uint32_t blen = (uint32_t)(unsigned char)l->bytes[pos] | (uint32_t)(unsigned char)l->bytes[pos + 1] << 8 |
+        uint32_t blen = (uint32_t)(unsigned char)l->bytes[pos] |
+                        (uint32_t)(unsigned char)l->bytes[pos + 1] << 8 |
                         (uint32_t)(unsigned char)l->bytes[pos + 2] << 16;
         pos += blen;
         l->ends[b] = pos;
@@ -163,10 +164,12 @@ static void test_torn_every_byte(void **state)
         uint64_t n = served_prefix(s, &err);
         assert_int_equal(err, 0);
         if (n != l.recs_end[b])
-            fail_msg("cut at %zu: served %" PRIu64 " records, want %" PRIu64, cut, n, l.recs_end[b]);
+            fail_msg("cut at %zu: served %" PRIu64 " records, want %" PRIu64, cut, n,
+                     l.recs_end[b]);
         sp_store_close(s);
     }
-    print_message("%zu cut points in the last 3 batches recovered to the last whole batch\n", l.len - from + 1);
+    print_message("%zu cut points in the last 3 batches recovered to the last whole batch\n",
+                  l.len - from + 1);
     drop(&l);
 }
 
@@ -199,9 +202,10 @@ static void test_bit_flips(void **state)
             b++; /* the damaged batch */
         uint64_t before = b ? l.recs_end[b - 1] : 0;
         if (n != before)
-            fail_msg("flip at byte %zu: served %" PRIu64 " records, want the %" PRIu64 " before the damage", i, n,
-                     before);
-        sp_store_record r = { .timestamp = -1, .value = SP_SLICE_LIT("x") };
+            fail_msg("flip at byte %zu: served %" PRIu64 " records, want the %" PRIu64
+                     " before the damage",
+                     i, n, before);
+        sp_store_record r = {.timestamp = -1, .value = SP_SLICE_LIT("x")};
         int app = th_append_sync(s, "t", 0, &r, 1, NULL);
         if (b == BATCHES - 1) { /* damage in the last batch: a torn tail, truncated */
             assert_int_equal(err, 0);
@@ -209,16 +213,17 @@ static void test_bit_flips(void **state)
             truncated++;
         } else { /* mid-segment: fenced */
             if (err != -EUCLEAN)
-                fail_msg("flip at byte %zu (batch %d of %d, batch ends at %zu): err %d app %d", i, b, BATCHES,
-                         l.ends[b], err, app);
+                fail_msg("flip at byte %zu (batch %d of %d, batch ends at %zu): err %d app %d", i,
+                         b, BATCHES, l.ends[b], err, app);
             assert_int_equal(app, -EUCLEAN);
             fenced++;
         }
         sp_store_close(s);
     }
     fclose(null);
-    print_message("%zu flips: %zu fenced mid-segment, %zu truncated as a torn tail; no bad record served\n", tried,
-                  fenced, truncated);
+    print_message(
+        "%zu flips: %zu fenced mid-segment, %zu truncated as a torn tail; no bad record served\n",
+        tried, fenced, truncated);
     drop(&l);
 }
 
@@ -260,7 +265,7 @@ static void test_truncate_policy(void **state)
     assert_int_equal(err, 0);
     assert_int_equal(n, l.recs_end[9]);
     sp_store_ack ack;
-    sp_store_record r = { .timestamp = -1, .value = SP_SLICE_LIT("x") };
+    sp_store_record r = {.timestamp = -1, .value = SP_SLICE_LIT("x")};
     assert_int_equal(th_append_sync(s, "t", 0, &r, 1, &ack), 0);
     assert_int_equal(ack.base_offset, l.recs_end[9]);
     sp_store_close(s);

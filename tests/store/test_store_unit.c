@@ -52,7 +52,8 @@ static void test_crc32c_vectors(void **state)
     for (size_t cut = 0; cut <= strlen(text); cut += 3) {
         uint32_t c = sp__crc32c(0, text, cut);
         assert_int_equal(sp__crc32c(c, text + cut, strlen(text) - cut), whole);
-        assert_int_equal(sp__crc32c_sw(sp__crc32c_sw(0, text, cut), text + cut, strlen(text) - cut), whole);
+        assert_int_equal(sp__crc32c_sw(sp__crc32c_sw(0, text, cut), text + cut, strlen(text) - cut),
+                         whole);
     }
 }
 
@@ -71,12 +72,12 @@ static void test_murmur2_kafka_vectors(void **state)
         const char *key;
         int32_t hash;
     } kafka[] = {
-        { "21", -973932308 },
-        { "foobar", -790332482 },
-        { "a-little-bit-long-string", -985981536 },
-        { "a-little-bit-longer-string", -1486304829 },
-        { "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971 },
-        { "abc", 479470107 },
+        {"21", -973932308},
+        {"foobar", -790332482},
+        {"a-little-bit-long-string", -985981536},
+        {"a-little-bit-longer-string", -1486304829},
+        {"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
+        {"abc", 479470107},
     };
     for (size_t i = 0; i < SP_ARRAY_LEN(kafka); i++)
         assert_int_equal(sp__murmur2(kafka[i].key, strlen(kafka[i].key)), kafka[i].hash);
@@ -86,18 +87,18 @@ static void test_murmur2_kafka_vectors(void **state)
         int32_t hash;
         uint32_t p3, p6, p12;
     } table[] = {
-        { "", 275646681, 0, 3, 9 },
-        { "a", -1563381124, 1, 4, 4 },
-        { "ab", 316155434, 2, 2, 2 },
-        { "abc", 479470107, 0, 3, 3 },
-        { "key-0", 29210041, 1, 1, 1 },
-        { "key-1", 193331640, 0, 0, 0 },
-        { "user-42", 1459644460, 1, 4, 4 },
-        { "order:1001", -387652882, 1, 4, 10 },
-        { "spate", -986146636, 1, 4, 4 },
-        { "latest-news", -1646110383, 2, 5, 5 },
-        { "\xc3\xa9t\xc3\xa9", -2101193575, 1, 1, 1 },
-        { "0123456789abcdef", 1438427052, 0, 0, 0 },
+        {"", 275646681, 0, 3, 9},
+        {"a", -1563381124, 1, 4, 4},
+        {"ab", 316155434, 2, 2, 2},
+        {"abc", 479470107, 0, 3, 3},
+        {"key-0", 29210041, 1, 1, 1},
+        {"key-1", 193331640, 0, 0, 0},
+        {"user-42", 1459644460, 1, 4, 4},
+        {"order:1001", -387652882, 1, 4, 10},
+        {"spate", -986146636, 1, 4, 4},
+        {"latest-news", -1646110383, 2, 5, 5},
+        {"\xc3\xa9t\xc3\xa9", -2101193575, 1, 1, 1},
+        {"0123456789abcdef", 1438427052, 0, 0, 0},
     };
     for (size_t i = 0; i < SP_ARRAY_LEN(table); i++) {
         size_t n = strlen(table[i].key);
@@ -128,11 +129,12 @@ static char *encode(const sp_store_record *recs, size_t n, uint64_t base, size_t
 static void test_codec_roundtrip(void **state)
 {
     (void)state;
-    sp_store_header hdrs[2] = { { SP_SLICE_LIT("trace"), SP_SLICE_LIT("abc") }, { SP_SLICE_LIT("e"), SP_SLICE_LIT("") } };
+    sp_store_header hdrs[2] = {{SP_SLICE_LIT("trace"), SP_SLICE_LIT("abc")},
+                               {SP_SLICE_LIT("e"), SP_SLICE_LIT("")}};
     sp_store_record in[3] = {
-        { .timestamp = 5, .key = SP_SLICE_LIT("k1"), .value = SP_SLICE_LIT("{\"a\":1}") },
-        { .timestamp = -1, .value = SP_SLICE_LIT(""), .headers = hdrs, .header_count = 2 },
-        { .timestamp = 7, .key = SP_SLICE_LIT(""), .value = SP_SLICE_LIT("v3") },
+        {.timestamp = 5, .key = SP_SLICE_LIT("k1"), .value = SP_SLICE_LIT("{\"a\":1}")},
+        {.timestamp = -1, .value = SP_SLICE_LIT(""), .headers = hdrs, .header_count = 2},
+        {.timestamp = 7, .key = SP_SLICE_LIT(""), .value = SP_SLICE_LIT("v3")},
     };
     size_t len;
     char *b = encode(in, 3, 42, &len);
@@ -150,8 +152,8 @@ static void test_codec_roundtrip(void **state)
     assert_int_equal(out[0].timestamp, 5);
     assert_int_equal(out[1].timestamp, 1000); /* assigned */
     assert_true(sp_slice_eq_cstr(out[0].key, "k1"));
-    assert_null(out[1].key.base);             /* no key */
-    assert_non_null(out[2].key.base);         /* an empty key is a key */
+    assert_null(out[1].key.base);     /* no key */
+    assert_non_null(out[2].key.base); /* an empty key is a key */
     assert_int_equal(out[2].key.len, 0);
     assert_true(sp_slice_eq_cstr(out[0].value, "{\"a\":1}"));
     assert_int_equal(out[1].header_count, 2);
@@ -175,12 +177,12 @@ static void test_codec_roundtrip(void **state)
 static void test_codec_limits(void **state)
 {
     (void)state;
-    sp_store_record r = { .value = SP_SLICE_LIT("x") };
+    sp_store_record r = {.value = SP_SLICE_LIT("x")};
     assert_int_equal(sp__record_size(&r), SP__REC_FIXED + 1);
     r.value.len = 0xFFFFFFFFu;
     assert_int_equal(sp__record_size(&r), 0);
     /* a forged batch with a valid CRC but a record length past the batch */
-    sp_store_record ok = { .timestamp = 1, .value = SP_SLICE_LIT("hello") };
+    sp_store_record ok = {.timestamp = 1, .value = SP_SLICE_LIT("hello")};
     size_t len;
     char *b = encode(&ok, 1, 0, &len);
     sp__put_u32(b + SP__BATCH_HDR, 1000);
@@ -206,9 +208,9 @@ static void test_index_lookup(void **state)
     for (uint64_t off = 1000; off < 2000; off++) {
         uint64_t pos = sp__segment_lookup(&seg, off);
         uint64_t batch = (off - 1000) / 10;
-        assert_true(pos <= 1000 * batch);            /* at or before the batch */
+        assert_true(pos <= 1000 * batch); /* at or before the batch */
         assert_true(1000 * batch - pos < SP__INDEX_INTERVAL + 1000);
-        assert_int_equal(pos % 1000, 0);             /* a batch boundary */
+        assert_int_equal(pos % 1000, 0); /* a batch boundary */
     }
     assert_int_equal(sp__segment_lookup(&seg, 5), 0);
     /* time lookup: the batch with ts >= T is at or after the returned offset */
@@ -345,7 +347,7 @@ static void test_append_read(void **state)
     for (uint64_t seq = 0; seq < 1000; seq += 50) {
         for (int i = 0; i < 50; i++) {
             size_t n = th_make_value(seq + (uint64_t)i, vals[i], sizeof vals[i]);
-            recs[i] = (sp_store_record){ .timestamp = -1, .value = sp_slice_make(vals[i], n) };
+            recs[i] = (sp_store_record){.timestamp = -1, .value = sp_slice_make(vals[i], n)};
         }
         sp_store_ack ack;
         assert_int_equal(th_append_sync(f->s, "t", 0, recs, 50, &ack), 0);
@@ -388,7 +390,7 @@ static void test_limits(void **state)
     assert_int_equal(sp_store_topic_create(f->s, "t", &c), 0);
     char big[101];
     memset(big, 'x', sizeof big);
-    sp_store_record r = { .timestamp = -1, .value = sp_slice_make(big, 101) };
+    sp_store_record r = {.timestamp = -1, .value = sp_slice_make(big, 101)};
     assert_int_equal(sp_store_append(f->s, "t", 0, &r, 1, NULL, NULL), -EMSGSIZE);
     r.value.len = 100;
     sp_store_record many[11];
@@ -425,12 +427,13 @@ static void test_keyed_and_round_robin(void **state)
     fixture *f = *state;
     sp_store_topic_config c = th_cfg(6, 0);
     assert_int_equal(sp_store_topic_create(f->s, "k", &c), 0);
-    sp_store_record r = { .timestamp = -1, .key = SP_SLICE_LIT("latest-news"), .value = SP_SLICE_LIT("v") };
-    sp_store_ack ack = { 0 };
+    sp_store_record r = {
+        .timestamp = -1, .key = SP_SLICE_LIT("latest-news"), .value = SP_SLICE_LIT("v")};
+    sp_store_ack ack = {0};
     assert_int_equal(th_append_sync(f->s, "k", SP_STORE_PARTITION_ANY, &r, 1, &ack), 0);
     assert_int_equal(ack.partition, 5); /* Kafka's partition for this key with 6 partitions */
     assert_int_equal(sp_store_partition_for_key(f->s, "k", SP_SLICE_LIT("user-42")), 4);
-    int seen[6] = { 0 };
+    int seen[6] = {0};
     r.key = SP_SLICE_NULL;
     for (int i = 0; i < 12; i++) {
         assert_int_equal(th_append_sync(f->s, "k", SP_STORE_PARTITION_ANY, &r, 1, &ack), 0);
@@ -447,7 +450,8 @@ static void test_read_by_time(void **state)
     c.retention_ms = -1;                       /* 1970 timestamps: keep them */
     assert_int_equal(sp_store_topic_create(f->s, "tt", &c), 0);
     for (int i = 0; i < 500; i++) {
-        sp_store_record r = { .timestamp = 1000000 + 10 * i, .value = SP_SLICE_LIT("0123456789012345678901234") };
+        sp_store_record r = {.timestamp = 1000000 + 10 * i,
+                             .value = SP_SLICE_LIT("0123456789012345678901234")};
         assert_int_equal(th_append_sync(f->s, "tt", 0, &r, 1, NULL), 0);
     }
     for (int64_t t = 999990; t <= 1005010; t += 37) {
@@ -465,12 +469,12 @@ static void test_read_by_time(void **state)
 static void test_roll_and_retention_bytes(void **state)
 {
     fixture *f = *state;
-    sp_store_topic_config c = { .partitions = 1, .segment_bytes = 4096, .retention_bytes = 16384 };
+    sp_store_topic_config c = {.partitions = 1, .segment_bytes = 4096, .retention_bytes = 16384};
     assert_int_equal(sp_store_topic_create(f->s, "r", &c), 0);
     char v[200];
     memset(v, 'r', sizeof v);
     for (int i = 0; i < 1000; i++) {
-        sp_store_record r = { .timestamp = -1, .value = sp_slice_make(v, sizeof v) };
+        sp_store_record r = {.timestamp = -1, .value = sp_slice_make(v, sizeof v)};
         assert_int_equal(th_append_sync(f->s, "r", 0, &r, 1, NULL), 0);
     }
     sp_store_stats st;
@@ -504,13 +508,13 @@ static void test_roll_and_retention_bytes(void **state)
 static void test_retention_age(void **state)
 {
     fixture *f = *state;
-    sp_store_topic_config c = { .partitions = 1, .segment_bytes = 2048, .retention_ms = 60000 };
+    sp_store_topic_config c = {.partitions = 1, .segment_bytes = 2048, .retention_ms = 60000};
     assert_int_equal(sp_store_topic_create(f->s, "age", &c), 0);
     char v[300];
     memset(v, 'a', sizeof v);
     int64_t old = 1000; /* 1970: far older than a minute */
     for (int i = 0; i < 40; i++) {
-        sp_store_record r = { .timestamp = i < 30 ? old : -1, .value = sp_slice_make(v, sizeof v) };
+        sp_store_record r = {.timestamp = i < 30 ? old : -1, .value = sp_slice_make(v, sizeof v)};
         assert_int_equal(th_append_sync(f->s, "age", 0, &r, 1, NULL), 0);
     }
     sp_store_topic_info info;
@@ -559,7 +563,7 @@ static void test_tail_watch(void **state)
     fixture *f = *state;
     sp_store_topic_config c = th_cfg(2, 0);
     assert_int_equal(sp_store_topic_create(f->s, "w", &c), 0);
-    tail_seen t = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
+    tail_seen t = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
     sp_store_watch *w;
     assert_int_equal(sp_store_watch_add(f->s, "w", 1, on_tail, &t, &w), 0);
     assert_int_equal(sp_store_watch_add(f->s, "w", 5, on_tail, &t, &w), -EINVAL);
@@ -588,7 +592,7 @@ static void test_index_rebuild_and_tools(void **state)
     for (uint64_t i = 0; i < 300; i++) {
         char v[512];
         size_t n = th_make_value(i, v, sizeof v);
-        sp_store_record r = { .timestamp = (int64_t)i, .value = sp_slice_make(v, n) };
+        sp_store_record r = {.timestamp = (int64_t)i, .value = sp_slice_make(v, n)};
         assert_int_equal(th_append_sync(f->s, "ix", 0, &r, 1, NULL), 0);
     }
     sp_store_close(f->s);
@@ -642,7 +646,8 @@ static void test_index_rebuild_and_tools(void **state)
     FILE *mem = open_memstream(&out, &outlen);
     assert_int_equal(sp_store_dump(f->dir, "ix", 0, 298, mem, devnull), 0);
     fclose(mem);
-    assert_non_null(strstr(out, "\"offset\":298,\"timestamp\":298,\"key\":null,\"value\":\"seq=298;"));
+    assert_non_null(
+        strstr(out, "\"offset\":298,\"timestamp\":298,\"key\":null,\"value\":\"seq=298;"));
     assert_non_null(strstr(out, "\"offset\":299"));
     assert_null(strstr(out, "\"offset\":297"));
     free(out);
@@ -664,7 +669,7 @@ static void test_concurrent_read_append(void **state)
         char vals[10][512];
         for (int i = 0; i < 10; i++) {
             size_t n = th_make_value(seq + (uint64_t)i, vals[i], sizeof vals[i]);
-            recs[i] = (sp_store_record){ .timestamp = -1, .value = sp_slice_make(vals[i], n) };
+            recs[i] = (sp_store_record){.timestamp = -1, .value = sp_slice_make(vals[i], n)};
         }
         pthread_mutex_lock(&w.mu);
         w.pending++;

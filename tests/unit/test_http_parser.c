@@ -268,7 +268,8 @@ static void test_value_ows_trimmed(void **state)
     (void)state;
     harness h;
     h_init(&h, NULL);
-    assert_int_equal(feed_all(&h, RAW("GET / HTTP/1.1\r\nHost: x\r\nX-Spaces: \t padded value \t \r\n\r\n")), 0);
+    assert_int_equal(
+        feed_all(&h, RAW("GET / HTTP/1.1\r\nHost: x\r\nX-Spaces: \t padded value \t \r\n\r\n")), 0);
     sp_slice v = sp_http_req_header(h.reqs[0], SP_SLICE_LIT("x-spaces"));
     assert_int_equal(v.len, 12);
     assert_memory_equal(v.base, "padded value", 12);
@@ -281,9 +282,11 @@ static void test_chunked_trailers(void **state)
 {
     (void)state;
     char raw[8192];
-    int n = snprintf(raw, sizeof raw,
-                     "GET /t?q=1 HTTP/1.1\r\nHost: x\r\nX-Request-Id: keep\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     "3\r\nabc\r\n0\r\nX-Trailer: %05000d\r\n\r\n", 0);
+    int n = snprintf(
+        raw, sizeof raw,
+        "GET /t?q=1 HTTP/1.1\r\nHost: x\r\nX-Request-Id: keep\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "3\r\nabc\r\n0\r\nX-Trailer: %05000d\r\n\r\n",
+        0);
     harness h;
     h_init(&h, NULL);
     assert_int_equal(feed_all(&h, raw, (size_t)n), 0);
@@ -303,8 +306,9 @@ static void test_split_at_every_byte(void **state)
     assert_split_invariant(RAW(pipelined), NULL);
     /* long header values and URLs that cross many reads */
     char big[4096];
-    int n = snprintf(big, sizeof big, "GET /%0600d?q=%0300d HTTP/1.1\r\nHost: h\r\nX-Long: %01000d\r\n\r\n",
-                     7, 8, 9);
+    int n =
+        snprintf(big, sizeof big,
+                 "GET /%0600d?q=%0300d HTTP/1.1\r\nHost: h\r\nX-Long: %01000d\r\n\r\n", 7, 8, 9);
     assert_split_invariant(big, (size_t)n, NULL);
 }
 
@@ -312,7 +316,8 @@ static void test_split_errors_identical(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n0\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
         "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", /* obs-fold */
@@ -350,24 +355,27 @@ static void test_statuses(void **state)
         const char *raw;
         int status;
     } cases[] = {
-        { "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0 },
-        { "GET / HTTP/1.0\r\n\r\n", 0 },
-        { "GET / HTTP/1.1\r\n\r\n", 400 },
-        { "GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505 },
-        { "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
-        { "GET / HTTP/3.1\r\nHost: x\r\n\r\n", 505 },
-        { "GET / http/1.1\r\nHost: x\r\n\r\n", 400 },
-        { "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
-        { "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
-        { "GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n", 400 },
-        { "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", 0 },
-        { "GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n", 0 },
-        { "GET / HTTP/1.1\r\nHost: x\r\nExpect: other\r\n\r\n", 417 },
-        { "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400 },
-        { "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n0\r\n\r\n", 400 },
-        { "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", 400 },
-        { "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400 },
-        { "GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tb\r\n\r\n", 400 },
+        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0},
+        {"GET / HTTP/1.0\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\n\r\n", 400},
+        {"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 505},
+        {"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505},
+        {"GET / HTTP/3.1\r\nHost: x\r\n\r\n", 505},
+        {"GET / http/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: x\r\nExpect: other\r\n\r\n", 417},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+         "1\r\n\r\n0\r\n\r\n",
+         400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+         400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n\tb\r\n\r\n", 400},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = status_of(cases[i].raw, strlen(cases[i].raw), NULL, NULL);
@@ -422,8 +430,9 @@ static void test_limits(void **state)
                                   "8\r\n12345678\r\n8\r\n12345678\r\n1\r\nX\r\n0\r\n\r\n";
     assert_int_equal(status_of(RAW(chunked), &lim, NULL), 413);
     assert_split_invariant(RAW(chunked), &lim);
-    static const char chunked_ok[] = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                     "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n";
+    static const char chunked_ok[] =
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n";
     unsigned nreqs = 0;
     assert_int_equal(status_of(RAW(chunked_ok), &lim, &nreqs), 0);
     assert_int_equal(nreqs, 1);
@@ -432,7 +441,8 @@ static void test_limits(void **state)
 static void test_pause_and_resume(void **state)
 {
     (void)state;
-    static const char two[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char two[] =
+        "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
     harness h;
     h_init(&h, NULL);
     h.pause_each = true;
@@ -456,7 +466,8 @@ static void test_reset_mid_request(void **state)
     (void)state;
     harness h;
     h_init(&h, NULL);
-    assert_int_equal(feed_all(&h, RAW("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc")), 0);
+    assert_int_equal(
+        feed_all(&h, RAW("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc")), 0);
     assert_true(sp__http_parser_mid_request(&h.parser));
     h_free(&h); /* frees the partial request: ASan proves nothing leaks */
     assert_false(sp__http_parser_mid_request(&h.parser));
@@ -530,7 +541,8 @@ static void test_router(void **state)
     assert_null(sp_http_req_param(h.reqs[0], "off").base);
     h_free(&h);
 
-    rt = match(r, "POST /v1/topics/news HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &allow, &h);
+    rt = match(r, "POST /v1/topics/news HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &allow,
+               &h);
     assert_non_null(rt);
     assert_ptr_equal(rt->udata, &b);
     h_free(&h);

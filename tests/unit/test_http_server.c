@@ -38,7 +38,7 @@ static void handle_echo(sp_http_req *req, void *udata)
     sp_buf_printf(b, "%.*s|%.*s|%.*s|%.*s", (int)sp_http_req_method_name(req).len,
                   sp_http_req_method_name(req).base, (int)name.len, name.base, (int)q.len,
                   q.base ? q.base : "", (int)body.len, body.base ? body.base : "");
-    static const sp_http_header ct = { { "Content-Type", 12 }, { "text/plain", 10 } };
+    static const sp_http_header ct = {{"Content-Type", 12}, {"text/plain", 10}};
     sp_http_respond(req, 200, &ct, 1, sp_buf_slice(b));
 }
 
@@ -64,10 +64,10 @@ static int connect_to(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    struct timeval tv = { .tv_sec = 5 };
+    struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
 }
@@ -226,7 +226,9 @@ static void test_metrics_text(void **state)
     send_all(fd, "GET /echo/m HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_int_equal(read_response(fd, &cb, body, sizeof body), 200);
     assert_int_equal(read_response(fd, &cb, body, sizeof body), 200);
-    assert_non_null(strstr(body, "spate_http_requests_total{route=\"/echo/{name}\",method=\"GET\",status=\"200\"} 1\n"));
+    assert_non_null(strstr(
+        body,
+        "spate_http_requests_total{route=\"/echo/{name}\",method=\"GET\",status=\"200\"} 1\n"));
     assert_non_null(strstr(body, "spate_http_connections_open 1\n"));
     close(fd);
     sp_buf out;
@@ -268,7 +270,7 @@ static void test_bind_conflict_reported(void **state)
     fixture *f = *state;
     /* Another listener without SO_REUSEPORT holds a port: new() fails. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
+    struct sockaddr_in a = {.sin_family = AF_INET};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(listen(fd, 1), 0);

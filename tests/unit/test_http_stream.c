@@ -62,7 +62,7 @@ static void handle_stream(sp_http_req *req, void *udata)
     int count = *(int *)udata;
     ticker *t = calloc(1, sizeof *t);
     t->left = count;
-    static const sp_http_header ct = { { "Content-Type", 12 }, { "text/event-stream", 17 } };
+    static const sp_http_header ct = {{"Content-Type", 12}, {"text/event-stream", 17}};
     t->s = sp_http_stream_start(req, 200, &ct, 1, stream_event, t);
     /* a write past the limit is refused whole */
     if (sp_http_stream_write(t->s, SP_SLICE_LIT("0123456789"), 4) == -EAGAIN)
@@ -91,16 +91,17 @@ static void echo_data(sp_http_stream *s, const char *data, size_t len, void *arg
 static void handle_echo(sp_http_req *req, void *udata)
 {
     (void)udata;
-    static const sp_http_header h[] = { { { "Upgrade", 7 }, { "echo", 4 } },
-                                        { { "Connection", 10 }, { "Upgrade", 7 } } };
+    static const sp_http_header h[] = {{{"Upgrade", 7}, {"echo", 4}},
+                                       {{"Connection", 10}, {"Upgrade", 7}}};
     sp_http_upgrade(req, h, 2, echo_event, echo_data, NULL);
 }
 
 static int connect_to(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(0x7f000001) };
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(0x7f000001)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
 }
@@ -133,7 +134,8 @@ static void test_stream(void **state)
     assert_int_equal(sp_http_server_start(srv), 0);
 
     int fd = connect_to(sp_http_server_port(srv));
-    const char req[] = "GET /three HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n\r\n";
+    const char req[] =
+        "GET /three HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
     char buf[8192];
     read_all(fd, buf, sizeof buf);
@@ -147,7 +149,8 @@ static void test_stream(void **state)
 
     /* Upgrade: bytes sent right behind the handshake reach the new protocol. */
     fd = connect_to(sp_http_server_port(srv));
-    const char up[] = "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello ";
+    const char up[] =
+        "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello ";
     assert_int_equal(write(fd, up, sizeof up - 1), (ssize_t)sizeof up - 1);
     usleep(20000);
     assert_int_equal(write(fd, "world bye", 9), 9);
@@ -183,6 +186,6 @@ static void test_stream(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_stream) };
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_stream)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
