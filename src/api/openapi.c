@@ -40,97 +40,52 @@ typedef struct route_doc {
     "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{}},\"application/"          \
     "x-ndjson\":{\"schema\":{\"type\":\"string\"}}}}"
 
-/* clang-format off: a table of string pieces reads best laid out by hand */
+/* A table of string pieces reads best laid out by hand. */
+// clang-format off
 static const route_doc docs[] = {
-    {"GET", "/", "demo", "Hello World (the seed app's root)", NULL, NULL, NULL},
-    {"GET", "/noop", "demo", "Fixed answer, for load tests", NULL, NULL, NULL},
-    {"GET", "/healthz", "ops", "Liveness", NULL, NULL, NULL},
-    {"GET", "/readyz", "ops", "Readiness (503 while draining)", NULL, NULL,
-     R("503", "Shutting down")},
-    {"GET", "/metrics", "ops", "Prometheus metrics", NULL, NULL, NULL},
-    {"GET", "/v1/topics", "topics", "List topics", NULL, NULL, NULL},
-    {"POST", "/v1/topics", "topics", "Create a topic", NULL,
-     "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/"
-     "schemas/TopicCreate\"}}}}",
-     R("400", "Bad topic name") "," R("409", "Topic exists") "," R("422",
-                                                                   "Bad configuration or schema")},
-    {"GET", "/v1/topics/{t}", "topics", "Describe a topic: partitions, offsets, counts, schema",
-     P_TOPIC, NULL, R("404", "No such topic")},
-    {"DELETE", "/v1/topics/{t}", "topics", "Delete a topic and its data", P_TOPIC, NULL,
-     R("404", "No such topic")},
-    {"POST", "/v1/topics/{t}/records", "records",
-     "Produce one JSON value, a JSON array (one batch, all-or-nothing) or NDJSON",
-     P_TOPIC
-     "," Q("ack", "string", "durable (default: 200 once durable) or none (202 at once)") "," Q(
-         "key", "string",
-         "record key: picks the partition (Kafka's murmur2)") "," Q("partition", "integer",
-                                                                    "explicit partition") "," Q("ti"
-                                                                                                "me"
-                                                                                                "st"
-                                                                                                "am"
-                                                                                                "p",
-                                                                                                "in"
-                                                                                                "te"
-                                                                                                "ge"
-                                                                                                "r",
-                                                                                                "pr"
-                                                                                                "od"
-                                                                                                "uc"
-                                                                                                "er"
-                                                                                                " t"
-                                                                                                "im"
-                                                                                                "es"
-                                                                                                "ta"
-                                                                                                "mp"
-                                                                                                ", "
-                                                                                                "m"
-                                                                                                "s"),
-     RECORDS_BODY,
-     "\"202\":{\"description\":\"Accepted (ack=none)\"}," R("404", "No such topic") "," R(
-         "413",
-         "Too large") "," R("415",
-                            "Unsupported Content-Type") "," R422
-                                                        "," R("503", "Backend queue full; "
-                                                                     "Retry-After") "," R(
-                                                            "504",
-                                                            "No acknowledgement within "
-                                                            "api.ack_timeout") "," R("507",
-                                                                                     "Disk full")},
-    {"GET", "/v1/topics/{t}/records", "records", "History by offset or time, with a next cursor",
-     P_TOPIC "," Q("from", "string", "offset, earliest or latest") "," Q(
-         "from_time", "integer",
-         "ms since the epoch") "," Q("partition", "integer",
-                                     "partition (default 0)") "," Q("limit", "integer",
-                                                                    "at most this many"),
-     NULL, R("404", "No such topic")},
-    {"GET", "/v1/topics/{t}/latest", "records", "Newest records first, from memory",
-     P_TOPIC "," Q("limit", "integer", "default 10"), NULL, R("404", "No such topic")},
-    {"GET", "/v1/topics/{t}/stream", "streams",
-     "Server-Sent Events: records as they become durable; resume with Last-Event-ID or from",
-     P_TOPIC
-     "," Q("from", "string",
-           "latest (default), earliest, an offset, time:<ms>, or an event id/cursor to resume "
-           "after") "," Q("from_time", "integer",
-                          "ms since the epoch") "," Q("partition", "integer",
-                                                      "one partition (default all)") "," Q("policy",
-                                                                                           "string",
-                                                                                           "disconn"
-                                                                                           "ect "
-                                                                                           "(defaul"
-                                                                                           "t) or "
-                                                                                           "skip"),
-     NULL, R("404", "No such topic") "," R("422", "Bad from, partition, policy or Last-Event-ID")},
-    {"GET", "/debug/sleep", "ops", "Block the loop for ?ms= (debug.routes only)", NULL, NULL, NULL},
-    {"GET", "/latest-news", "demo", "The 10 newest articles (seed-compatible)", NULL, NULL, NULL},
-    {"POST", "/items", "demo", "Validate an Item and append it to `items` (seed-compatible)",
-     Q("ack", "string", "durable (default) or none"),
-     "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/"
-     "schemas/Item\"}}}}",
-     R422 "," R("503", "Backend queue full") "," R("504", "No acknowledgement in time")},
-    {"GET", "/openapi.json", "ops", "This document", NULL, NULL, NULL},
-    {"GET", "/docs", "ops", "Swagger UI", NULL, NULL, NULL},
+    { "GET", "/", "demo", "Hello World (the seed app's root)", NULL, NULL, NULL },
+    { "GET", "/noop", "demo", "Fixed answer, for load tests", NULL, NULL, NULL },
+    { "GET", "/healthz", "ops", "Liveness", NULL, NULL, NULL },
+    { "GET", "/readyz", "ops", "Readiness (503 while draining)", NULL, NULL, R("503", "Shutting down") },
+    { "GET", "/metrics", "ops", "Prometheus metrics", NULL, NULL, NULL },
+    { "GET", "/v1/topics", "topics", "List topics", NULL, NULL, NULL },
+    { "POST", "/v1/topics", "topics", "Create a topic",
+      NULL, "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/TopicCreate\"}}}}",
+      R("400", "Bad topic name") "," R("409", "Topic exists") "," R("422", "Bad configuration or schema") },
+    { "GET", "/v1/topics/{t}", "topics", "Describe a topic: partitions, offsets, counts, schema",
+      P_TOPIC, NULL, R("404", "No such topic") },
+    { "DELETE", "/v1/topics/{t}", "topics", "Delete a topic and its data", P_TOPIC, NULL, R("404", "No such topic") },
+    { "POST", "/v1/topics/{t}/records", "records",
+      "Produce one JSON value, a JSON array (one batch, all-or-nothing) or NDJSON",
+      P_TOPIC "," Q("ack", "string", "durable (default: 200 once durable) or none (202 at once)") ","
+          Q("key", "string", "record key: picks the partition (Kafka's murmur2)") ","
+          Q("partition", "integer", "explicit partition") "," Q("timestamp", "integer", "producer timestamp, ms"),
+      RECORDS_BODY,
+      "\"202\":{\"description\":\"Accepted (ack=none)\"}," R("404", "No such topic") "," R("413", "Too large") ","
+      R("415", "Unsupported Content-Type") "," R422 "," R("503", "Backend queue full; Retry-After") ","
+      R("504", "No acknowledgement within api.ack_timeout") "," R("507", "Disk full") },
+    { "GET", "/v1/topics/{t}/records", "records", "History by offset or time, with a next cursor",
+      P_TOPIC "," Q("from", "string", "offset, earliest or latest") "," Q("from_time", "integer", "ms since the epoch") ","
+          Q("partition", "integer", "partition (default 0)") "," Q("limit", "integer", "at most this many"),
+      NULL, R("404", "No such topic") },
+    { "GET", "/v1/topics/{t}/latest", "records", "Newest records first, from memory",
+      P_TOPIC "," Q("limit", "integer", "default 10"), NULL, R("404", "No such topic") },
+    { "GET", "/v1/topics/{t}/stream", "streams",
+      "Server-Sent Events: records as they become durable; resume with Last-Event-ID or from",
+      P_TOPIC "," Q("from", "string", "latest (default), earliest, an offset, time:<ms>, or an event id/cursor to resume after") ","
+          Q("from_time", "integer", "ms since the epoch") "," Q("partition", "integer", "one partition (default all)") ","
+          Q("policy", "string", "disconnect (default) or skip"),
+      NULL, R("404", "No such topic") "," R("422", "Bad from, partition, policy or Last-Event-ID") },
+    { "GET", "/debug/sleep", "ops", "Block the loop for ?ms= (debug.routes only)", NULL, NULL, NULL },
+    { "GET", "/latest-news", "demo", "The 10 newest articles (seed-compatible)", NULL, NULL, NULL },
+    { "POST", "/items", "demo", "Validate an Item and append it to `items` (seed-compatible)",
+      Q("ack", "string", "durable (default) or none"),
+      "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Item\"}}}}",
+      R422 "," R("503", "Backend queue full") "," R("504", "No acknowledgement in time") },
+    { "GET", "/openapi.json", "ops", "This document", NULL, NULL, NULL },
+    { "GET", "/docs", "ops", "Swagger UI", NULL, NULL, NULL },
 };
-/* clang-format on */
+// clang-format on
 
 static const route_doc *doc_for(const char *method, const char *pattern)
 {
