@@ -59,6 +59,13 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
 void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n,
                           bool values_only);
 
+/* Reads a live subscription's query parameters into o: ?partition=,
+ * ?policy=disconnect|skip, ?from_time=<ms> and ?from= (see
+ * sp_hub_start_parse; a cursor's positions go to *pos, which the caller
+ * frees). `what` names the resume token in the error ("an event id").
+ * Answers 422 and returns false on a bad value. */
+bool sp__api_sub_query(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **pos, const char *what);
+
 int sp__api_register_topics(sp_router *r, sp_api *api);
 int sp__api_register_records(sp_router *r, sp_api *api);
 int sp__api_register_seed(sp_router *r, sp_api *api);

@@ -1,8 +1,10 @@
 /* common.c - small helpers every endpoint uses. */
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include "api/api_int.h"
+#include "core/alloc.h"
 
 void sp__api_errorf(sp_http_req *req, int status, const char *fmt, ...)
 {
@@ -83,4 +85,50 @@ long sp__api_unescape(sp_slice in, char *out, size_t cap)
         out[n++] = c;
     }
     return (long)n;
+}
+
+static bool sub_from(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **pos, const char *what)
+{
+    sp_slice v;
+    uint64_t ms;
+    if (sp_http_req_query_param(req, "from_time", &v)) {
+        if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &ms))
+            return false;
+        o->start = (sp_hub_start){.kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)ms};
+        return true;
+    }
+    if (!sp_http_req_query_param(req, "from", &v))
+        return true;
+    char *text = sp_xmalloc(v.len + 1);
+    long n = sp__api_unescape(v, text, v.len);
+    bool ok = n > 0 && sp_hub_start_parse(sp_slice_make(text, (size_t)n), &o->start, pos) == 0;
+    free(text);
+    if (!ok)
+        sp__api_errorf(req, 422,
+                       "Query parameter 'from' must be 'earliest', 'latest', an offset, "
+                       "'time:<ms>' or %s ('<partition>-<offset>')",
+                       what);
+    return ok;
+}
+
+bool sp__api_sub_query(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **pos, const char *what)
+{
+    sp_slice v;
+    uint64_t partition;
+    *o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY};
+    if (sp_http_req_query_param(req, "partition", &v)) {
+        if (!sp__api_query_u64(req, "partition", 0, 0, 1023, &partition))
+            return false;
+        o->partition = (int32_t)partition;
+    }
+    if (sp_http_req_query_param(req, "policy", &v)) {
+        if (sp_slice_eq_cstr(v, "skip")) {
+            o->policy = SP_HUB_POLICY_SKIP;
+        } else if (!sp_slice_eq_cstr(v, "disconnect")) {
+            sp_http_respond_error(req, 422,
+                                  "Query parameter 'policy' must be 'disconnect' or 'skip'");
+            return false;
+        }
+    }
+    return sub_from(req, o, pos, what);
 }

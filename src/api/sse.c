@@ -255,87 +255,23 @@ typedef struct sse_params {
     sp_hub_pos *pos; /* heap, for cursors */
 } sse_params;
 
-/* Parses a from value (already %-decoded): earliest, latest, an offset,
- * time:<ms>, or a cursor ("P-O[,P-O...]"). */
-static bool parse_from(sp_slice v, sse_params *p)
+/* Query parameters, then Last-Event-ID (an EventSource reconnecting), which
+ * wins over ?from= and ?from_time=; the default start is "latest". */
+static bool parse_params(sp_http_req *req, sse_params *p)
 {
-    sp_hub_start *st = &p->o.start;
-    unsigned long long n;
-    if (sp_slice_eq_cstr(v, "earliest")) {
-        st->kind = SP_HUB_FROM_EARLIEST;
-    } else if (sp_slice_eq_cstr(v, "latest")) {
-        st->kind = SP_HUB_FROM_LATEST;
-    } else if (v.len > 5 && memcmp(v.base, "time:", 5) == 0) {
-        if (sp_slice_to_u64(sp_slice_make(v.base + 5, v.len - 5), 1ull << 52, &n) != 0)
-            return false;
-        st->kind = SP_HUB_FROM_TIME;
-        st->time_ms = (int64_t)n;
-    } else if (sp_slice_to_u64(v, ~0ull >> 1, &n) == 0) {
-        st->kind = SP_HUB_FROM_OFFSET;
-        st->offset = n;
-    } else {
-        p->pos = sp_xmalloc(SP_HUB_CURSOR_MAX * sizeof *p->pos);
-        int k = sp_hub_cursor_parse(v, p->pos, SP_HUB_CURSOR_MAX);
-        if (k < 0)
-            return false;
-        st->kind = SP_HUB_FROM_CURSOR;
-        st->pos = p->pos;
-        st->npos = (size_t)k;
-    }
-    return true;
-}
-
-/* Where the stream starts: Last-Event-ID (an EventSource reconnecting)
- * wins over ?from= and ?from_time=; the default is "latest". */
-static bool parse_start(sp_http_req *req, sse_params *p)
-{
+    if (!sp__api_sub_query(req, &p->o, &p->pos, "an event id"))
+        return false;
     sp_slice v = sp_http_req_header(req, SP_SLICE_LIT("last-event-id"));
     if (v.base && v.len) {
-        if (parse_from(v, p) && p->o.start.kind == SP_HUB_FROM_CURSOR)
+        free(p->pos); /* a ?from= cursor, if any: Last-Event-ID replaces it */
+        p->pos = NULL;
+        if (sp_hub_start_parse(v, &p->o.start, &p->pos) == 0 &&
+            p->o.start.kind == SP_HUB_FROM_CURSOR)
             return true;
         sp_http_respond_error(req, 422, "Last-Event-ID must be an event id sent by this stream");
         return false;
     }
-    uint64_t ms;
-    if (sp_http_req_query_param(req, "from_time", &v)) {
-        if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &ms))
-            return false;
-        p->o.start = (sp_hub_start){.kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)ms};
-        return true;
-    }
-    if (!sp_http_req_query_param(req, "from", &v))
-        return true;
-    char *text = sp_xmalloc(v.len + 1);
-    long n = sp__api_unescape(v, text, v.len);
-    bool ok = n > 0 && parse_from(sp_slice_make(text, (size_t)n), p);
-    free(text);
-    if (!ok)
-        sp_http_respond_error(req, 422,
-                              "Query parameter 'from' must be 'earliest', 'latest', an "
-                              "offset, 'time:<ms>' or an event id ('<partition>-<offset>')");
-    return ok;
-}
-
-static bool parse_params(sp_http_req *req, sse_params *p)
-{
-    sp_slice v;
-    uint64_t partition;
-    p->o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY};
-    if (sp_http_req_query_param(req, "partition", &v)) {
-        if (!sp__api_query_u64(req, "partition", 0, 0, 1023, &partition))
-            return false;
-        p->o.partition = (int32_t)partition;
-    }
-    if (sp_http_req_query_param(req, "policy", &v)) {
-        if (sp_slice_eq_cstr(v, "skip")) {
-            p->o.policy = SP_HUB_POLICY_SKIP;
-        } else if (!sp_slice_eq_cstr(v, "disconnect")) {
-            sp_http_respond_error(req, 422,
-                                  "Query parameter 'policy' must be 'disconnect' or 'skip'");
-            return false;
-        }
-    }
-    return parse_start(req, p);
+    return true;
 }
 
 static const sp_http_header sse_headers[] = {

@@ -507,8 +507,6 @@ static json_t *parse_message(ws_client *c, sp_slice msg)
 
 /* ---- the /v1/ws commands --------------------------------------------------------- */
 
-static bool parse_from(sp_slice v, sp_hub_sub_options *o, sp_hub_pos **pos);
-
 static void cmd_subscribe(ws_client *c, json_t *doc);
 
 static void cmd_unsubscribe(ws_client *c, json_t *doc)
@@ -644,36 +642,6 @@ static const sp_ws_callbacks client_callbacks = {on_text, on_drain, on_close};
 
 /* ---- subscriptions ----------------------------------------------------------------- */
 
-/* Parses a from value (already %-decoded): earliest, latest, an offset,
- * time:<ms>, or a resume point ("P-O[,P-O...]", record ids). */
-static bool parse_from(sp_slice v, sp_hub_sub_options *o, sp_hub_pos **pos)
-{
-    sp_hub_start *st = &o->start;
-    unsigned long long n;
-    if (sp_slice_eq_cstr(v, "earliest")) {
-        st->kind = SP_HUB_FROM_EARLIEST;
-    } else if (sp_slice_eq_cstr(v, "latest")) {
-        st->kind = SP_HUB_FROM_LATEST;
-    } else if (v.len > 5 && memcmp(v.base, "time:", 5) == 0) {
-        if (sp_slice_to_u64(sp_slice_make(v.base + 5, v.len - 5), 1ull << 52, &n) != 0)
-            return false;
-        st->kind = SP_HUB_FROM_TIME;
-        st->time_ms = (int64_t)n;
-    } else if (sp_slice_to_u64(v, ~0ull >> 1, &n) == 0) {
-        st->kind = SP_HUB_FROM_OFFSET;
-        st->offset = n;
-    } else {
-        *pos = sp_xmalloc(SP_HUB_CURSOR_MAX * sizeof **pos);
-        int k = sp_hub_cursor_parse(v, *pos, SP_HUB_CURSOR_MAX);
-        if (k < 0)
-            return false;
-        st->kind = SP_HUB_FROM_CURSOR;
-        st->pos = *pos;
-        st->npos = (size_t)k;
-    }
-    return true;
-}
-
 static const char *subscribe_error(int rc, int *status)
 {
     *status = rc == -ENOENT ? 404 : rc == -EINVAL ? 422 : 500;
@@ -715,7 +683,8 @@ static bool sub_options(json_t *doc, sp_hub_sub_options *o, sp_hub_pos **pos)
         o->start = (sp_hub_start){.kind = SP_HUB_FROM_OFFSET,
                                   .offset = (uint64_t)json_integer_value(from)};
     } else if (json_is_string(from)) {
-        if (!parse_from(sp_slice_make(json_string_value(from), json_string_length(from)), o, pos))
+        sp_slice text = sp_slice_make(json_string_value(from), json_string_length(from));
+        if (sp_hub_start_parse(text, &o->start, pos) != 0)
             return false;
     } else if (from) {
         return false;
@@ -813,44 +782,6 @@ static void client_discard(ws_client *c)
 
 /* Reads ?from=, ?from_time=, ?partition= and ?policy= of the topic
  * endpoint; answers 422 itself and returns false on a bad value. */
-static bool query_options(sp_http_req *req, sp_hub_sub_options *o, sp_hub_pos **pos)
-{
-    sp_slice v;
-    uint64_t n;
-    *o = (sp_hub_sub_options){.partition = SP_STORE_PARTITION_ANY};
-    if (sp_http_req_query_param(req, "partition", &v)) {
-        if (!sp__api_query_u64(req, "partition", 0, 0, 1023, &n))
-            return false;
-        o->partition = (int32_t)n;
-    }
-    if (sp_http_req_query_param(req, "policy", &v)) {
-        if (sp_slice_eq_cstr(v, "skip")) {
-            o->policy = SP_HUB_POLICY_SKIP;
-        } else if (!sp_slice_eq_cstr(v, "disconnect")) {
-            sp_http_respond_error(req, 422,
-                                  "Query parameter 'policy' must be 'disconnect' or 'skip'");
-            return false;
-        }
-    }
-    if (sp_http_req_query_param(req, "from_time", &v)) {
-        if (!sp__api_query_u64(req, "from_time", 0, 0, 1ull << 52, &n))
-            return false;
-        o->start = (sp_hub_start){.kind = SP_HUB_FROM_TIME, .time_ms = (int64_t)n};
-        return true;
-    }
-    if (!sp_http_req_query_param(req, "from", &v))
-        return true;
-    char *text = sp_xmalloc(v.len + 1);
-    long len = sp__api_unescape(v, text, v.len);
-    bool ok = len > 0 && parse_from(sp_slice_make(text, (size_t)len), o, pos);
-    free(text);
-    if (!ok)
-        sp_http_respond_error(req, 422,
-                              "Query parameter 'from' must be 'earliest', 'latest', an "
-                              "offset, 'time:<ms>' or a record id ('<partition>-<offset>')");
-    return ok;
-}
-
 static void handle_topic_ws(sp_http_req *req, void *udata)
 {
     sp_api *api = udata;
@@ -859,7 +790,7 @@ static void handle_topic_ws(sp_http_req *req, void *udata)
     sp_hub_sub_options o;
     sp_hub_pos *pos = NULL;
     if (!sp_ws_handshake(req, &wo, accept) || !sp__api_topic_param(req, api, topic, true) ||
-        !query_options(req, &o, &pos)) {
+        !sp__api_sub_query(req, &o, &pos, "a record id")) {
         free(pos);
         return;
     }

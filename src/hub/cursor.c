@@ -4,6 +4,9 @@
  * to next = offset + 1. Pure functions over bytes (fuzzable, unit-tested). */
 #include <errno.h>
 
+#include <string.h>
+
+#include "core/alloc.h"
 #include "hub/hub_int.h"
 
 #define MAX_PARTITION 1023u /* the store's partition limit minus one */
@@ -55,4 +58,36 @@ int sp_hub_cursor_parse(sp_slice text, sp_hub_pos *out, size_t cap)
         if (*p++ != ',' || p == end)
             return -EINVAL;
     }
+}
+
+int sp_hub_start_parse(sp_slice v, sp_hub_start *st, sp_hub_pos **pos)
+{
+    unsigned long long n;
+    if (sp_slice_eq_cstr(v, "earliest")) {
+        st->kind = SP_HUB_FROM_EARLIEST;
+    } else if (sp_slice_eq_cstr(v, "latest")) {
+        st->kind = SP_HUB_FROM_LATEST;
+    } else if (v.len > 5 && memcmp(v.base, "time:", 5) == 0) {
+        if (sp_slice_to_u64(sp_slice_make(v.base + 5, v.len - 5), 1ull << 52, &n) != 0)
+            return -EINVAL;
+        st->kind = SP_HUB_FROM_TIME;
+        st->time_ms = (int64_t)n;
+    } else if (sp_slice_to_u64(v, ~0ull >> 1, &n) == 0) {
+        st->kind = SP_HUB_FROM_OFFSET;
+        st->offset = n;
+    } else {
+        size_t cap = 1; /* one position per comma-separated part, bounded */
+        for (size_t i = 0; i < v.len; i++)
+            cap += v.base[i] == ',';
+        if (cap > SP_HUB_CURSOR_MAX)
+            return -EINVAL;
+        *pos = sp_xmalloc(cap * sizeof **pos);
+        int k = sp_hub_cursor_parse(v, *pos, cap);
+        if (k < 0)
+            return -EINVAL;
+        st->kind = SP_HUB_FROM_CURSOR;
+        st->pos = *pos;
+        st->npos = (size_t)k;
+    }
+    return 0;
 }

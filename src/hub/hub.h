@@ -255,6 +255,13 @@ uint64_t sp_hub_sub_lag(const sp_hub_sub *sub);
  * repeated partition, more than `cap`). Pure: no allocation. */
 int sp_hub_cursor_parse(sp_slice text, sp_hub_pos *out, size_t cap);
 
+/* Parses a start position as clients give it (SSE ?from=, Last-Event-ID,
+ * WebSocket ?from= and subscribe commands): "earliest", "latest", an
+ * offset, "time:<ms>", or a resume cursor. A cursor's positions go to a new
+ * array of exactly the size it names, stored in *pos (the caller frees it,
+ * also on failure); st->pos points into it. Returns 0 or -EINVAL. */
+int sp_hub_start_parse(sp_slice text, sp_hub_start *st, sp_hub_pos **pos);
+
 /* Live subscriptions to `topic` on every loop (0 when it does not exist). */
 unsigned sp_hub_topic_subscribers(sp_hub *hub, const char *topic);
 
