@@ -18,5 +18,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int j = 0; j < i; j++)
             if (pos[i].partition == pos[j].partition)
                 abort();
+    /* the full start-position parser: a cursor's array is exactly its size */
+    sp_hub_start st;
+    sp_hub_pos *owned = NULL;
+    if (sp_hub_start_parse(sp_slice_make((const char *)data, size), &st, &owned) == 0 &&
+        st.kind == SP_HUB_FROM_CURSOR && (st.pos != owned || st.npos == 0))
+        abort();
+    free(owned);
     return 0;
 }
