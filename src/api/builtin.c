@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "core/json.h"
 #include "core/time.h"
 #include "hub/hub.h"
 
@@ -34,6 +35,18 @@ static void handle_readyz(sp_http_req *req, void *udata)
     if (api->srv && sp_http_server_is_draining(api->srv)) {
         sp_http_respond_json(
             req, 503, SP_SLICE_LIT("{\"status\":\"draining\",\"detail\":\"shutting down\"}"));
+        return;
+    }
+    sp_backend *be = api->hub ? sp_hub_backend(api->hub) : NULL;
+    char why[256] = "";
+    if (be && sp_backend_ready(be, why, sizeof why) != 0) {
+        sp_buf *b = sp_http_req_scratch(req);
+        sp_buf_append_cstr(b, "{\"status\":\"unavailable\",\"backend\":");
+        sp_json_cstr(b, sp_backend_name(be));
+        sp_buf_append_cstr(b, ",\"detail\":");
+        sp_json_cstr(b, why[0] ? why : "backend not ready");
+        sp_buf_append_cstr(b, "}");
+        sp_http_respond_json(req, 503, sp_buf_slice(b));
         return;
     }
     sp_http_respond_json(req, 200, SP_SLICE_LIT("{\"status\":\"ready\"}"));
@@ -82,8 +95,10 @@ static void handle_metrics(sp_http_req *req, void *udata)
     sp_buf_reserve(&out, 16384);
     if (api->srv)
         sp_http_server_metrics(api->srv, &out);
-    if (api->hub)
+    if (api->hub) {
         sp_hub_metrics(api->hub, &out);
+        sp_backend_metrics(sp_hub_backend(api->hub), &out);
+    }
     put_process(&out, api);
     static const sp_http_header ct = {{"Content-Type", 12},
                                       {"text/plain; version=0.0.4; charset=utf-8", 40}};

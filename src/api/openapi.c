@@ -171,7 +171,7 @@ static void put_topic_paths(sp_api *api, sp_buf *b)
 {
     char **names;
     size_t n;
-    sp_store_topic_list(sp_hub_store(api->hub), &names, &n);
+    sp_backend_topic_list(sp_hub_backend(api->hub), &names, &n);
     for (size_t i = 0; i < n; i++) {
         sp_buf schema;
         sp_buf_init(&schema, 1 << 20);

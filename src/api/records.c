@@ -297,7 +297,7 @@ void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_
 static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint32_t partition,
                          uint64_t *from)
 {
-    sp_store *st = sp_hub_store(api->hub);
+    sp_backend *st = sp_hub_backend(api->hub);
     sp_slice v;
     if (sp_http_req_query_param(req, "from_time", &v)) {
         int64_t ms;
@@ -312,7 +312,7 @@ static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint3
                                   "the epoch or an ISO 8601 time (2026-11-23T19:30:00Z)");
             return false;
         }
-        int rc = sp_store_offset_for_time(st, topic, partition, ms, from);
+        int rc = sp_backend_offset_for_time(st, topic, partition, ms, from);
         if (rc != 0) {
             sp__api_errorf(req, rc == -ENOENT ? 404 : 422, "Cannot seek by time: %s",
                            strerror(-rc));
@@ -321,7 +321,7 @@ static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint3
         return true;
     }
     sp_store_topic_info info;
-    if (sp_store_topic_describe(st, topic, &info) != 0) {
+    if (sp_backend_topic_describe(st, topic, &info) != 0) {
         sp__api_errorf(req, 404, "Topic '%s' not found", topic);
         return false;
     }
@@ -360,8 +360,8 @@ static void history(sp_http_req *req, void *udata)
         !resolve_from(req, api, topic, (uint32_t)partition, &from))
         return;
     sp_store_records rs;
-    int rc = sp_store_read(sp_hub_store(api->hub), topic, (uint32_t)partition, from, (size_t)limit,
-                           1 << 20, &rs);
+    int rc = sp_backend_read(sp_hub_backend(api->hub), topic, (uint32_t)partition, from,
+                             (size_t)limit, 1 << 20, &rs);
     if (rc != 0) {
         sp__api_errorf(req, rc == -ENOENT ? 404 : 500, "Read failed: %s", strerror(-rc));
         return;

@@ -14,7 +14,7 @@ static void list_topics(sp_http_req *req, void *udata)
     sp_api *api = udata;
     char **names;
     size_t n;
-    sp_store_topic_list(sp_hub_store(api->hub), &names, &n);
+    sp_backend_topic_list(sp_hub_backend(api->hub), &names, &n);
     sp_buf *b = sp_http_req_scratch(req);
     sp_buf_append_cstr(b, "{\"topics\":[");
     for (size_t i = 0; i < n; i++) {
@@ -43,7 +43,7 @@ static void put_partition(sp_buf *b, const sp_store_partition_info *p)
 static void respond_topic(sp_http_req *req, sp_api *api, const char *name, int status)
 {
     sp_store_topic_info info;
-    if (sp_store_topic_describe(sp_hub_store(api->hub), name, &info) != 0) {
+    if (sp_backend_topic_describe(sp_hub_backend(api->hub), name, &info) != 0) {
         sp__api_errorf(req, 404, "Topic '%s' not found", name);
         return;
     }
@@ -55,13 +55,15 @@ static void respond_topic(sp_http_req *req, sp_api *api, const char *name, int s
     }
     sp_buf_append_cstr(b, "{\"name\":");
     sp_json_cstr(b, name);
-    sp_buf_printf(
-        b,
-        ",\"partitions\":%u,\"segment_bytes\":%llu,\"retention_bytes\":%llu,"
-        "\"retention_ms\":%lld,\"created\":%lld,\"records\":%llu,\"bytes\":%llu,\"schema\":",
-        info.partition_count, (unsigned long long)info.config.segment_bytes,
-        (unsigned long long)info.config.retention_bytes, (long long)info.config.retention_ms,
-        (long long)info.created_ms, (unsigned long long)records, (unsigned long long)bytes);
+    sp_buf_printf(b,
+                  ",\"partitions\":%u,\"segment_bytes\":%llu,\"retention_bytes\":%llu,"
+                  "\"retention_ms\":%lld,\"created\":%lld,\"records\":%llu,\"bytes\":%llu,"
+                  "\"backend\":\"%s\",\"schema\":",
+                  info.partition_count, (unsigned long long)info.config.segment_bytes,
+                  (unsigned long long)info.config.retention_bytes,
+                  (long long)info.config.retention_ms, (long long)info.created_ms,
+                  (unsigned long long)records, (unsigned long long)bytes,
+                  sp_backend_name(sp_hub_backend(api->hub)));
     if (!sp_hub_topic_schema(api->hub, name, b))
         sp_buf_append_cstr(b, "null");
     sp_buf_printf(b, ",\"subscribers\":%u", sp_hub_topic_subscribers(api->hub, name));
@@ -125,14 +127,15 @@ static bool parse_create(sp_http_req *req, json_t *body, char *name, sp_store_to
         return false;
     }
     strcpy(name, s);
-    uint64_t parts = 1, seg = 0, rbytes = 0, rms = 0;
+    uint64_t parts = 1, seg = 0, rbytes = 0, rms = 0, repl = 0;
     if (!opt_uint(body, "partitions", 1024, &parts) || parts == 0 ||
+        !opt_uint(body, "replication_factor", 32767, &repl) ||
         !opt_uint(body, "segment_bytes", 1ull << 40, &seg) ||
         !opt_uint(body, "retention_bytes", 1ull << 50, &rbytes) ||
         !opt_uint(body, "retention_ms", 1ull << 50, &rms)) {
         sp_http_respond_error(req, 422,
-                              "partitions (1-1024), segment_bytes, retention_bytes and "
-                              "retention_ms must be non-negative integers");
+                              "partitions (1-1024), replication_factor (0-32767), segment_bytes, "
+                              "retention_bytes and retention_ms must be non-negative integers");
         return false;
     }
     json_t *schema = json_object_get(body, "schema");
@@ -143,7 +146,8 @@ static bool parse_create(sp_http_req *req, json_t *body, char *name, sp_store_to
     *cfg = (sp_store_topic_config){.partitions = (uint32_t)parts,
                                    .segment_bytes = seg,
                                    .retention_bytes = rbytes,
-                                   .retention_ms = (int64_t)rms};
+                                   .retention_ms = (int64_t)rms,
+                                   .replication = (uint32_t)repl};
     return true;
 }
 

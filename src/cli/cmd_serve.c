@@ -272,14 +272,14 @@ static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
 }
 
 typedef struct server_parts {
-    sp_store *store;
+    sp_backend *be;
     sp_hub *hub;
     sp_router *router;
     sp_http_server *srv;
     sp_api api;
 } server_parts;
 
-static int open_backend(const sp_config *cfg, server_parts *p)
+static int open_embedded(const sp_config *cfg, server_parts *p)
 {
     char dir[4096], err[512] = "";
     sp_store_options so;
@@ -288,20 +288,31 @@ static int open_backend(const sp_config *cfg, server_parts *p)
         return -EINVAL;
     }
     snprintf(dir, sizeof dir, "%s/log", cfg->data_dir);
-    int rc = sp_store_open(dir, &so, &p->store);
+    sp_store *store;
+    int rc = sp_store_open(dir, &so, &store);
     if (rc != 0) {
         SP_LOG_ERROR(rc == -EBUSY ? "data directory is locked by another spate process"
                                   : "cannot open the embedded log",
                      SP_LF_STR("dir", dir) SP_LF_STR("error", strerror(-rc)));
         return rc;
     }
+    p->be = sp_backend_store_new(store);
+    return 0;
+}
+
+static int open_backend(const sp_config *cfg, server_parts *p)
+{
+    char err[512] = "";
+    int rc = open_embedded(cfg, p);
+    if (rc != 0)
+        return rc;
     sp_hub_options ho;
     sp_hub_options_default(&ho);
     ho.schema_ops = &sp_api_schema_ops;
     ho.latest_n = (size_t)cfg->latest_n;
     ho.sub_queue_records = (size_t)cfg->sub_queue_records;
     ho.sub_queue_bytes = (size_t)cfg->sub_queue_bytes;
-    rc = sp_hub_new(p->store, cfg->data_dir, &ho, &p->hub, err, sizeof err);
+    rc = sp_hub_new(p->be, cfg->data_dir, &ho, &p->hub, err, sizeof err);
     if (rc != 0) {
         SP_LOG_ERROR("cannot start the hub", SP_LF_STR("error", err[0] ? err : strerror(-rc)));
         return rc;
@@ -311,14 +322,13 @@ static int open_backend(const sp_config *cfg, server_parts *p)
 }
 
 /* Teardown order matters: the I/O threads are already joined; the hub
- * stops watching the store; the store closes, completing every pending
- * append (their posts to the closed loops run on the store thread and only
- * free memory); only then do the hub and the loops' inboxes go away. */
+ * stops watching the backend; the backend closes, completing every pending
+ * append (their posts to the closed loops run on the backend's thread and
+ * only free memory); only then do the hub and the loops' inboxes go away. */
 static void close_parts(server_parts *p)
 {
     sp_hub_detach(p->hub);
-    if (p->store)
-        sp_store_close(p->store);
+    sp_backend_close(p->be);
     sp_hub_free(p->hub);
     sp_http_server_free(p->srv);
     sp_router_free(p->router);

@@ -22,8 +22,6 @@ static inline int sp_json_cstr(sp_buf *b, const char *s)
 /* Appends `{"detail":"<msg>"}`, the shape of every spate error body. */
 int sp_json_detail(sp_buf *b, sp_slice msg);
 
-#endif
-
 /* Returns true when `s` is exactly one syntactically valid JSON value
  * (RFC 8259, surrounding whitespace allowed, valid UTF-8 in strings,
  * nesting at most max_depth). Allocates nothing; linear time. Used where a
@@ -36,3 +34,5 @@ bool sp_json_valid(sp_slice s, unsigned max_depth);
  * more than `max` elements. Lets a batch keep each record's bytes exactly
  * as the producer sent them. */
 long sp_json_split_array(sp_slice s, unsigned max_depth, sp_slice *out, size_t max);
+
+#endif

@@ -1,5 +1,5 @@
 /* hub.c - see hub.h for the model. Reading order: records, the topic
- * registry, per-loop caches, delivery from the store thread, produce.
+ * registry, per-loop caches, delivery from the backend thread, produce.
  * Subscriptions hang off the per-loop caches and live in sub.c. */
 #include "hub/hub_int.h"
 
@@ -356,13 +356,13 @@ static void broadcast(sp_hub *hub, batch *b)
         sp_loop_post(&hub->loops[i], on_batch, b);
 }
 
-/* ---- delivery: runs on the store thread (tail callback) ----------------------- */
+/* ---- delivery: runs on the backend thread (tail callback) ----------------------- */
 
 static void deliver_range(sp_hub *hub, sp__hub_topic *t, uint32_t p, uint64_t end)
 {
     while (t->cursor[p] < end) {
         sp_store_records rs;
-        int rc = sp_store_read(hub->store, t->name, p, t->cursor[p], READ_BATCH, 1 << 20, &rs);
+        int rc = sp_backend_read(hub->be, t->name, p, t->cursor[p], READ_BATCH, 1 << 20, &rs);
         if (rc != 0 || rs.count == 0) {
             if (rc != 0)
                 SP_LOG_ERROR("hub: reading new records failed",
@@ -401,7 +401,7 @@ static size_t read_tail(sp_hub *hub, sp__hub_topic *t, uint32_t p, size_t want, 
     size_t n = 0;
     while (from < end && n < want) {
         sp_store_records rs;
-        if (sp_store_read(hub->store, t->name, p, from, want - n, 1 << 22, &rs) != 0)
+        if (sp_backend_read(hub->be, t->name, p, from, want - n, 1 << 22, &rs) != 0)
             break;
         for (size_t i = 0; i < rs.count && rs.records[i].offset < end && n < want; i++)
             out[n++] = sp__hub_rec_make(p, &rs.records[i]);
@@ -520,12 +520,12 @@ static char *load_file(const char *path, size_t max, size_t *len)
     return buf;
 }
 
-/* Makes a registry entry for an existing store topic, positioned at the
+/* Makes a registry entry for an existing backend topic, positioned at the
  * current end of each partition. */
 static int topic_open(sp_hub *hub, const char *name, sp__hub_topic **out, char *err, size_t errlen)
 {
     sp_store_topic_info info;
-    int rc = sp_store_topic_describe(hub->store, name, &info);
+    int rc = sp_backend_topic_describe(hub->be, name, &info);
     if (rc)
         return rc;
     sp__hub_topic *t = sp_xcalloc(1, sizeof *t);
@@ -577,7 +577,7 @@ static sp__hub_topic *registry_remove(sp_hub *hub, const char *name)
 
 static int topic_watch(sp_hub *hub, sp__hub_topic *t)
 {
-    return sp_store_watch_add(hub->store, t->name, SP_STORE_PARTITION_ANY, on_tail, t, &t->watch);
+    return sp_backend_watch_add(hub->be, t->name, t->cursor, t->partitions, on_tail, t, &t->watch);
 }
 
 int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_config *cfg,
@@ -587,13 +587,13 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
     sp_hub_schema *compiled = NULL;
     if (schema && !(compiled = compile_schema(hub, schema, schema_len, err, errlen)))
         return -EINVAL;
-    int rc = sp_store_topic_create(hub->store, name, cfg);
+    int rc = sp_backend_topic_create(hub->be, name, cfg);
     if (rc == 0 && schema)
         rc = save_schema(hub, name, schema, schema_len);
     sp_hub_schema_release(compiled);
     if (rc != 0) {
         if (rc != -EEXIST && rc != -EINVAL)
-            sp_store_topic_delete(hub->store, name);
+            sp_backend_topic_delete(hub->be, name);
         return rc;
     }
     sp__hub_topic *t;
@@ -622,11 +622,11 @@ int sp_hub_topic_delete(sp_hub *hub, const char *name)
         return -ENOENT;
     }
     if (t->watch)
-        sp_store_watch_remove(hub->store, t->watch);
+        sp_backend_watch_remove(hub->be, t->watch);
     t->watch = NULL;
     broadcast(hub, batch_new(hub, name, B_DROP, 0));
     atomic_fetch_sub(&hub->drops_pending, 1); /* the batch holds its own count now */
-    int rc = sp_store_topic_delete(hub->store, name);
+    int rc = sp_backend_topic_delete(hub->be, name);
     char path[4096];
     if (schema_path(hub, name, path, sizeof path) == 0)
         unlink(path);
@@ -674,13 +674,13 @@ int sp_hub_produce(sp_hub *hub, sp_loop *loop, const char *topic, int32_t partit
                    const sp_store_record *recs, size_t n, sp_hub_produce_cb cb, void *arg)
 {
     if (!cb)
-        return sp_store_append(hub->store, topic, partition, recs, n, on_fire_done, hub);
+        return sp_backend_append(hub->be, topic, partition, recs, n, on_fire_done, hub);
     produce_ctx *ctx = sp_xmalloc(sizeof *ctx);
     ctx->loop = loop;
     ctx->cb = cb;
     ctx->arg = arg;
     ctx->hub = hub;
-    int rc = sp_store_append(hub->store, topic, partition, recs, n, on_append_done, ctx);
+    int rc = sp_backend_append(hub->be, topic, partition, recs, n, on_append_done, ctx);
     if (rc != 0)
         free(ctx);
     return rc;
@@ -697,11 +697,11 @@ void sp_hub_options_default(sp_hub_options *o)
     o->sub_queue_bytes = 2u << 20;
 }
 
-int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, sp_hub **out,
+int sp_hub_new(sp_backend *be, const char *data_dir, const sp_hub_options *o, sp_hub **out,
                char *err, size_t errlen)
 {
     sp_hub *hub = sp_xcalloc(1, sizeof *hub);
-    hub->store = store;
+    hub->be = be;
     hub->opts = *o;
     if (hub->opts.latest_n == 0)
         hub->opts.latest_n = 1;
@@ -721,7 +721,7 @@ int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, s
     uv_rwlock_init(&hub->lock);
     char **names;
     size_t count;
-    sp_store_topic_list(store, &names, &count);
+    sp_backend_topic_list(be, &names, &count);
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         sp__hub_topic *t;
@@ -756,7 +756,7 @@ void sp_hub_detach(sp_hub *hub)
 {
     for (size_t i = 0; hub && i < hub->ntopics; i++) {
         if (hub->topics[i]->watch)
-            sp_store_watch_remove(hub->store, hub->topics[i]->watch);
+            sp_backend_watch_remove(hub->be, hub->topics[i]->watch);
         hub->topics[i]->watch = NULL;
     }
 }
@@ -783,9 +783,9 @@ void sp_hub_free(sp_hub *hub)
     free(hub);
 }
 
-sp_store *sp_hub_store(sp_hub *hub)
+sp_backend *sp_hub_backend(sp_hub *hub)
 {
-    return hub->store;
+    return hub->be;
 }
 
 void sp_hub_get_stats(sp_hub *hub, sp_hub_stats *out)

@@ -1,7 +1,7 @@
 /* hub.h - topics, produce, and the newest records of each topic, per loop.
  *
- * The hub sits between the API and a backend (today the embedded store;
- * Kafka has the same shape, see DESIGN.md). It owns three things:
+ * The hub sits between the API and a backend (hub/backend.h: the embedded
+ * store or Kafka; nothing here knows which). It owns three things:
  *
  *  - Topic metadata the backend does not keep: each topic's JSON Schema,
  *    compiled once, persisted under <data_dir>/schemas/.
@@ -30,6 +30,7 @@
 
 #include "core/buf.h"
 #include "core/loop.h"
+#include "hub/backend.h"
 #include "store/store.h"
 
 typedef struct sp_hub sp_hub;
@@ -88,23 +89,25 @@ typedef struct sp_hub_schema {
 
 void sp_hub_options_default(sp_hub_options *o);
 
-/* Creates the hub over an open store. `data_dir` holds schemas/. Loads the
+/* Creates the hub over an open backend (borrowed: the caller closes it
+ * after sp_hub_detach). `data_dir` holds schemas/. Loads the
  * schema of every existing topic and primes the caches once loops attach.
  * Returns 0 or a negative errno with a message in errbuf. */
-int sp_hub_new(sp_store *store, const char *data_dir, const sp_hub_options *o, sp_hub **out,
+int sp_hub_new(sp_backend *be, const char *data_dir, const sp_hub_options *o, sp_hub **out,
                char *errbuf, size_t errlen);
 /* Gives the hub the I/O loops it delivers to (before any traffic), and
  * fills every loop's cache from the log. */
 void sp_hub_attach_loops(sp_hub *hub, sp_loop *loops, unsigned n);
 /* Stops watching the backend: no tail notification reaches the hub after
- * it returns. Call before closing the store (whose close still completes
+ * it returns. Call before closing the backend (whose close still completes
  * pending appends, which may post to loops). */
 void sp_hub_detach(sp_hub *hub);
 /* Detaches if needed and frees everything. Loops must be stopped. When the
- * store was closed first, call sp_hub_detach before that. */
+ * backend was closed first, call sp_hub_detach before that. */
 void sp_hub_free(sp_hub *hub);
 
-sp_store *sp_hub_store(sp_hub *hub);
+/* The backend the hub runs on (for reads, describe, readiness, metrics). */
+sp_backend *sp_hub_backend(sp_hub *hub);
 
 /* ---- topics ------------------------------------------------------------- */
 

@@ -6,6 +6,7 @@
 #ifndef SP_HUB_INT_H
 #define SP_HUB_INT_H
 
+#include "hub/backend.h"
 #include "hub/hub.h"
 
 /* A topic as the registry knows it. Refcounted: a subscription or a
@@ -18,7 +19,7 @@ typedef struct sp__hub_topic {
     sp_hub_schema *schema; /* NULL: none */
     char *schema_text;
     size_t schema_len;
-    sp_store_watch *watch;
+    sp_backend_watch *watch;
     uint64_t *cursor;  /* per partition: next offset to deliver; store thread only */
     atomic_uint nsubs; /* live subscriptions on every loop */
 } sp__hub_topic;
@@ -60,7 +61,7 @@ typedef struct sp__hub_local {
 } sp__hub_local;
 
 struct sp_hub {
-    sp_store *store;
+    sp_backend *be;
     char *schema_dir;
     sp_hub_options opts;
     uv_rwlock_t lock; /* guards topics/ntopics */

@@ -312,9 +312,9 @@ static size_t catchup_step(sp_hub_sub *s)
     size_t room_r = s->qrecords < s->max_records ? s->max_records - s->qrecords : 1;
     size_t room_b = s->qbytes < s->max_bytes ? s->max_bytes - s->qbytes : 1;
     sp_store_records rs;
-    int rc = sp_store_read(sp_hub_store(s->hub), s->topic->name, p, ps->next,
-                           room_r < CATCHUP_RECORDS ? room_r : CATCHUP_RECORDS,
-                           room_b < CATCHUP_BYTES ? room_b : CATCHUP_BYTES, &rs);
+    int rc = sp_backend_read(sp_hub_backend(s->hub), s->topic->name, p, ps->next,
+                             room_r < CATCHUP_RECORDS ? room_r : CATCHUP_RECORDS,
+                             room_b < CATCHUP_BYTES ? room_b : CATCHUP_BYTES, &rs);
     if (rc == -EUCLEAN) { /* fenced after corruption: nothing more will come */
         set_live(s, ps, true);
         return 0;
@@ -561,7 +561,8 @@ static int start_offset(sp_hub_sub *s, const sp_hub_start *st, uint32_t p,
     case SP_HUB_FROM_OFFSET: *next = st->offset; return 0;
     case SP_HUB_FROM_CURSOR: *next = cursor_next(st, p); return 0;
     case SP_HUB_FROM_TIME:
-        return sp_store_offset_for_time(sp_hub_store(s->hub), s->topic->name, p, st->time_ms, next);
+        return sp_backend_offset_for_time(sp_hub_backend(s->hub), s->topic->name, p, st->time_ms,
+                                          next);
     }
     return -EINVAL;
 }
@@ -569,7 +570,7 @@ static int start_offset(sp_hub_sub *s, const sp_hub_start *st, uint32_t p,
 static int resolve_start(sp_hub_sub *s, const sp_hub_start *st)
 {
     sp_store_topic_info info;
-    int rc = sp_store_topic_describe(sp_hub_store(s->hub), s->topic->name, &info);
+    int rc = sp_backend_topic_describe(sp_hub_backend(s->hub), s->topic->name, &info);
     if (rc != 0)
         return rc;
     for (size_t i = 0; st->kind == SP_HUB_FROM_CURSOR && i < st->npos; i++)

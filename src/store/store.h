@@ -94,6 +94,8 @@ typedef struct sp_store_topic_config {
     uint64_t segment_bytes;   /* 0: the store default */
     uint64_t retention_bytes; /* 0: the store default (which may be 0 = unlimited) */
     int64_t retention_ms;     /* 0: the store default; < 0: forever */
+    uint32_t replication;     /* Kafka's replication factor (0: the broker's default);
+                                 the embedded store has one copy and ignores it */
 } sp_store_topic_config;
 
 typedef struct sp_store_partition_info {

@@ -11,6 +11,7 @@ so use topic names of their own; tests that need other settings or a
 restart start their own (api_helpers.restartable)."""
 import json
 import os
+import re
 import threading
 import time
 
@@ -50,6 +51,12 @@ def values(records):
 
 # ---- topics --------------------------------------------------------------------
 
+def store_metrics(api):
+    """The embedded backend's counters from /metrics, by family name."""
+    text = api.get("/metrics").text
+    return {k: int(v) for k, v in re.findall(r"^(spate_store_\w+) (\d+)$", text, re.M)}
+
+
 def test_topics_list_create_describe_delete(api):
     r = api.get("/v1/topics")
     assert r.status_code == 200
@@ -68,10 +75,15 @@ def test_topics_list_create_describe_delete(api):
     assert "t-crud" in names and names == sorted(names)
 
     assert api.describe("t-crud") == t
+    assert t["backend"] == "embedded"
 
+    m0 = store_metrics(api)
     api.produce("t-crud", {"a": 1}, params={"partition": 1})
     d = api.describe("t-crud")
     assert d["records"] == 1 and d["partition_info"][1]["end_offset"] == 1 and d["bytes"] > 0
+    m1 = store_metrics(api)
+    assert m1["spate_store_records_total"] - m0["spate_store_records_total"] == 1
+    assert m1["spate_store_fsyncs_total"] > m0["spate_store_fsyncs_total"]  # fsync=always
 
     r = api.delete("/v1/topics/t-crud")
     assert r.status_code == 204 and r.content == b""
@@ -134,6 +146,8 @@ def test_topic_249_char_name_can_be_created(api):
     ({"name": "t-bad", "partitions": 0}, 422, None),
     ({"name": "t-bad", "partitions": 1025}, 422, None),
     ({"name": "t-bad", "partitions": "3"}, 422, None),
+    ({"name": "t-bad", "replication_factor": -1}, 422, None),
+    ({"name": "t-bad", "replication_factor": 40000}, 422, None),
     ({"name": "t-bad", "retention_ms": -1}, 422, None),
     ({"name": "t-bad", "segment_bytes": 1.5}, 422, None),
     ({"name": "t-bad", "schema": {"type": "object", "format": "email"}}, 422,
@@ -151,8 +165,8 @@ def test_topic_create_bad_config_or_schema(api, body, status, detail):
     r = api.post("/v1/topics", body)
     assert r.status_code == status, r.text
     if detail is None:
-        detail = ("partitions (1-1024), segment_bytes, retention_bytes and retention_ms must be "
-                  "non-negative integers")
+        detail = ("partitions (1-1024), replication_factor (0-32767), segment_bytes, "
+                  "retention_bytes and retention_ms must be non-negative integers")
     assert r.json() == {"detail": detail}
     assert "t-bad" not in api.get("/v1/topics").json()["topics"]
 

@@ -21,7 +21,8 @@
 
 typedef struct fx {
     char dir[128];
-    sp_store *store;
+    sp_store *store; /* owned by be */
+    sp_backend *be;
     sp_hub *hub;
     sp_loop loop;
 } fx;
@@ -46,6 +47,7 @@ static void fx_open(fx *f, const char *topic, const sp_store_topic_config *tc, s
     sp_store_options_default(&so);
     so.fsync = SP_STORE_FSYNC_NEVER;
     assert_int_equal(sp_store_open(logdir, &so, &f->store), 0);
+    f->be = sp_backend_store_new(f->store);
     sp_hub_options ho;
     sp_hub_options_default(&ho);
     if (qrecords)
@@ -53,7 +55,7 @@ static void fx_open(fx *f, const char *topic, const sp_store_topic_config *tc, s
     if (qbytes)
         ho.sub_queue_bytes = qbytes;
     char err[256];
-    assert_int_equal(sp_hub_new(f->store, f->dir, &ho, &f->hub, err, sizeof err), 0);
+    assert_int_equal(sp_hub_new(f->be, f->dir, &ho, &f->hub, err, sizeof err), 0);
     assert_int_equal(sp_hub_topic_create(f->hub, topic, tc, NULL, 0, err, sizeof err), 0);
     assert_int_equal(sp_loop_init(&f->loop, 0), 0);
     sp_hub_attach_loops(f->hub, &f->loop, 1);
@@ -64,7 +66,7 @@ static void fx_close(fx *f)
 {
     assert_int_equal(sp_loop_join(&f->loop), 0);
     sp_hub_free(f->hub);
-    sp_store_close(f->store);
+    sp_backend_close(f->be);
     nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 

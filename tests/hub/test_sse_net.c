@@ -23,7 +23,8 @@
 
 typedef struct world {
     char dir[128];
-    sp_store *store;
+    sp_store *store; /* owned by be */
+    sp_backend *be;
     sp_hub *hub;
     sp_router *router;
     sp_http_server *srv;
@@ -55,10 +56,11 @@ static void world_start(world *w)
     sp_store_options_default(&so);
     so.fsync = SP_STORE_FSYNC_NEVER;
     assert_int_equal(sp_store_open(logdir, &so, &w->store), 0);
+    w->be = sp_backend_store_new(w->store);
     sp_hub_options ho;
     sp_hub_options_default(&ho);
     char err[256];
-    assert_int_equal(sp_hub_new(w->store, w->dir, &ho, &w->hub, err, sizeof err), 0);
+    assert_int_equal(sp_hub_new(w->be, w->dir, &ho, &w->hub, err, sizeof err), 0);
     world_topic(w, "one", 1);
     world_topic(w, "three", 3);
     sp_api_options_default(&w->api.opts);
@@ -88,7 +90,7 @@ static void world_stop(world *w)
     assert_int_equal(sp_http_server_wait(w->srv), 0);
     sp_http_server_free(w->srv);
     sp_hub_free(w->hub);
-    sp_store_close(w->store);
+    sp_backend_close(w->be);
     sp_router_free(w->router);
     nftw(w->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
