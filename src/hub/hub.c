@@ -119,8 +119,7 @@ void sp__hub_topic_unref(sp__hub_topic *t)
     free(t);
 }
 
-/* Returns the topic with a reference, or NULL. */
-sp__hub_topic *sp__hub_topic_get(sp_hub *hub, const char *name)
+static sp__hub_topic *registry_find(sp_hub *hub, const char *name)
 {
     sp__hub_topic *found = NULL;
     uv_rwlock_rdlock(&hub->lock);
@@ -133,6 +132,14 @@ sp__hub_topic *sp__hub_topic_get(sp_hub *hub, const char *name)
     }
     uv_rwlock_rdunlock(&hub->lock);
     return found;
+}
+
+static sp__hub_topic *adopt(sp_hub *hub, const char *name);
+
+sp__hub_topic *sp__hub_topic_get(sp_hub *hub, const char *name)
+{
+    sp__hub_topic *t = registry_find(hub, name);
+    return t ? t : adopt(hub, name);
 }
 
 sp_hub_schema *sp_hub_schema_acquire(sp_hub *hub, const char *name)
@@ -580,6 +587,47 @@ static int topic_watch(sp_hub *hub, sp__hub_topic *t)
     return sp_backend_watch_add(hub->be, t->name, t->cursor, t->partitions, on_tail, t, &t->watch);
 }
 
+/* Opens `name` from the backend, tells every loop, optionally fills
+ * their caches with its newest records, watches it and registers it.
+ * Caller holds change_lock. */
+static int topic_register(sp_hub *hub, const char *name, bool fill, char *err, size_t errlen)
+{
+    sp__hub_topic *t;
+    int rc = topic_open(hub, name, &t, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (hub->locals) { /* else sp_hub_attach_loops does this for every topic */
+        /* Loops learn of the topic before any record of it can be
+         * delivered: per-loop messages run in order. */
+        broadcast(hub, batch_new(hub, name, B_ADD, 0));
+        if (fill)
+            prime(hub, t);
+        rc = topic_watch(hub, t);
+        if (rc != 0) {
+            broadcast(hub, batch_new(hub, name, B_DROP, 0));
+            sp__hub_topic_unref(t);
+            return rc;
+        }
+    }
+    registry_add(hub, t);
+    return 0;
+}
+
+static sp__hub_topic *adopt(sp_hub *hub, const char *name)
+{
+    if (!hub->locals || !sp_store_topic_name_valid(name))
+        return NULL; /* before sp_hub_attach_loops every topic is registered */
+    char err[256];
+    uv_mutex_lock(&hub->change_lock);
+    sp__hub_topic *t = registry_find(hub, name);
+    if (!t && topic_register(hub, name, true, err, sizeof err) == 0) {
+        SP_LOG_INFO("hub: adopted a topic created elsewhere", SP_LF_STR("topic", name));
+        t = registry_find(hub, name);
+    }
+    uv_mutex_unlock(&hub->change_lock);
+    return t;
+}
+
 int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_config *cfg,
                         const char *schema, size_t schema_len, char *err, size_t errlen)
 {
@@ -596,30 +644,28 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
             sp_backend_topic_delete(hub->be, name);
         return rc;
     }
-    sp__hub_topic *t;
-    rc = topic_open(hub, name, &t, err, errlen);
-    if (rc != 0)
-        return rc;
-    /* Loops learn of the topic before any record of it can be delivered:
-     * per-loop messages run in order. */
-    broadcast(hub, batch_new(hub, name, B_ADD, 0));
-    rc = topic_watch(hub, t);
-    if (rc != 0) {
-        broadcast(hub, batch_new(hub, name, B_DROP, 0));
+    uv_mutex_lock(&hub->change_lock);
+    sp__hub_topic *t = registry_find(hub, name); /* adopted in the meantime */
+    if (t) {
+        uv_mutex_unlock(&hub->change_lock);
         sp__hub_topic_unref(t);
-        return rc;
+        return 0;
     }
-    registry_add(hub, t);
-    return 0;
+    rc = topic_register(hub, name, false, err, errlen);
+    uv_mutex_unlock(&hub->change_lock);
+    return rc;
 }
 
 int sp_hub_topic_delete(sp_hub *hub, const char *name)
 {
+    uv_mutex_lock(&hub->change_lock);
     atomic_fetch_add(&hub->drops_pending, 1); /* from before the registry forgets it */
     sp__hub_topic *t = registry_remove(hub, name);
-    if (!t) {
+    if (!t) { /* perhaps created elsewhere and never used here */
         atomic_fetch_sub(&hub->drops_pending, 1);
-        return -ENOENT;
+        int rc = sp_backend_topic_delete(hub->be, name);
+        uv_mutex_unlock(&hub->change_lock);
+        return rc;
     }
     if (t->watch)
         sp_backend_watch_remove(hub->be, t->watch);
@@ -630,6 +676,7 @@ int sp_hub_topic_delete(sp_hub *hub, const char *name)
     char path[4096];
     if (schema_path(hub, name, path, sizeof path) == 0)
         unlink(path);
+    uv_mutex_unlock(&hub->change_lock);
     sp__hub_topic_unref(t);
     return rc;
 }
@@ -719,6 +766,7 @@ int sp_hub_new(sp_backend *be, const char *data_dir, const sp_hub_options *o, sp
         return -errno;
     }
     uv_rwlock_init(&hub->lock);
+    uv_mutex_init(&hub->change_lock);
     char **names;
     size_t count;
     sp_backend_topic_list(be, &names, &count);
@@ -779,6 +827,7 @@ void sp_hub_free(sp_hub *hub)
     }
     free(hub->locals);
     uv_rwlock_destroy(&hub->lock);
+    uv_mutex_destroy(&hub->change_lock);
     free(hub->schema_dir);
     free(hub);
 }

@@ -65,6 +65,9 @@ struct sp_hub {
     char *schema_dir;
     sp_hub_options opts;
     uv_rwlock_t lock; /* guards topics/ntopics */
+    /* Serializes changes of the topic set (create, delete, adopt) so a
+     * topic is registered once and a deleted one is not adopted back. */
+    uv_mutex_t change_lock;
     sp__hub_topic **topics;
     size_t ntopics;
     sp_loop *loops;
@@ -78,6 +81,9 @@ struct sp_hub {
 };
 
 /* hub.c */
+/* Returns the topic with a reference, or NULL. A topic the backend has and
+ * the registry does not (created by another spate on the same Kafka, or by
+ * a Kafka tool) is adopted on first use. Call on an I/O loop. */
 sp__hub_topic *sp__hub_topic_get(sp_hub *hub, const char *name);
 void sp__hub_topic_unref(sp__hub_topic *t);
 sp__hub_ring *sp__hub_ring_find(sp__hub_local *l, const char *name);

@@ -87,6 +87,38 @@ static void test_latest_sees_only_new(void **state)
     fx_close(&f);
 }
 
+/* A topic the backend has but the hub was never told of (in Kafka mode:
+ * created by another spate or a Kafka tool) is adopted on first use: its
+ * history and new records reach subscribers and the latest cache. */
+static void test_adopts_topic_created_elsewhere(void **state)
+{
+    (void)state;
+    fx f;
+    fx_open(&f, "t", &one_part, 0, 0);
+    sp_store_topic_config two = {.partitions = 2};
+    assert_int_equal(sp_store_topic_create(f.store, "elsewhere", &two), 0);
+    fx_append(&f, "elsewhere", 1, 0, 20, 5, -1);
+    assert_false(sp_hub_topic_exists(f.hub, "nowhere"));
+    consumer c;
+    consumer_init(&c);
+    sp_hub_sub_options o = from(SP_HUB_FROM_EARLIEST);
+    consumer_sub(&f, &c, "elsewhere", &o); /* adopts it */
+    fx_append(&f, "elsewhere", 0, 20, 10, 5, -1);
+    want w = {&c, 30};
+    assert_true(fx_spin(&f, got_records, &w, 5000));
+    assert_true(c.order_ok);
+    assert_int_equal(c.expect[0], 10);
+    assert_int_equal(c.expect[1], 20);
+    const sp_hub_rec *recs[8];
+    assert_int_equal(sp_hub_latest(f.hub, &f.loop, "elsewhere", 8, recs), 8);
+    assert_int_equal(recs[0]->partition, 0); /* the newest: appended after adoption */
+    assert_int_equal(recs[0]->offset, 9);
+    sp_hub_unsubscribe(c.sub);
+    assert_int_equal(sp_hub_topic_delete(f.hub, "elsewhere"), 0);
+    assert_false(sp_hub_topic_exists(f.hub, "elsewhere"));
+    fx_close(&f);
+}
+
 /* Producers append while the subscriber is still reading history: the
  * switch from the log to live deliveries must lose and repeat nothing. */
 typedef struct producer {
@@ -413,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_catchup_then_live),
         cmocka_unit_test(test_latest_sees_only_new),
+        cmocka_unit_test(test_adopts_topic_created_elsewhere),
         cmocka_unit_test(test_catchup_races_appends),
         cmocka_unit_test(test_resume_from_record_id),
         cmocka_unit_test(test_from_time),
