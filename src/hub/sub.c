@@ -787,6 +787,12 @@ void sp_hub_metrics(sp_hub *hub, sp_buf *out)
         sum.skips += SP__HUB_STAT_GET(st->skips);
         sum.slow_disconnects += SP__HUB_STAT_GET(st->slow_disconnects);
     }
+    put_metric(out, "spate_produce_failures_total", "counter",
+               "Fire-and-forget appends (ack=none) the backend failed; each is also logged.",
+               (long long)atomic_load(&hub->produce_failures));
+    put_metric(out, "spate_records_delivered_total", "counter",
+               "New records the hub handed to the I/O loops (caches and subscribers).",
+               (long long)atomic_load(&hub->records_delivered));
     put_metric(out, "spate_subscribers", "gauge", "Live subscriptions (SSE, WebSocket).",
                sum.subscribers);
     put_metric(out, "spate_subscriber_queued_records", "gauge",

@@ -520,11 +520,21 @@ def test_items_validation_table(api, case):
         assert api.end_offsets("items") == before
 
 
+def hub_metric(api, name):
+    m = re.search(r"^%s (\d+)$" % name, api.get("/metrics").text, re.M)
+    assert m, name + " missing from /metrics"
+    return int(m.group(1))
+
+
 def test_items_ack_none_202(api):
     before = api.end_offsets("items")[0]
+    failures = hub_metric(api, "spate_produce_failures_total")
+    delivered = hub_metric(api, "spate_records_delivered_total")
     r = api.post("/items", {"name": "fire", "price": 2.5}, params={"ack": "none"})
     assert r.status_code == 202 and r.json() == {"status": "accepted"}
     wait_for(lambda: api.end_offsets("items")[0] == before + 1, "the ack=none item")
+    wait_for(lambda: hub_metric(api, "spate_records_delivered_total") > delivered, "delivery")
+    assert hub_metric(api, "spate_produce_failures_total") == failures
     rec = api.history("items", **{"from": before})["records"][0]
     assert rec["value"] == {"name": "fire", "price": 2.5}
     # invalid items are refused before anything is queued, ack=none or not
