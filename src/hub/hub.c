@@ -46,6 +46,20 @@ static bool envelope(sp_buf *j, uint32_t partition, const sp_store_record *in)
         sp_buf_append_slice(j, in->value);
     else
         sp_json_str(j, in->value);
+    if (in->header_count) { /* Kafka headers: ordered, names may repeat */
+        sp_buf_append(j, ",\"headers\":[", 12);
+        for (uint32_t i = 0; i < in->header_count; i++) {
+            sp_buf_append(j, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+            sp_json_str(j, in->headers[i].name);
+            sp_buf_append(j, ",\"value\":", 9);
+            if (in->headers[i].value.base)
+                sp_json_str(j, in->headers[i].value);
+            else
+                sp_buf_append(j, "null", 4);
+            sp_buf_putc(j, '}');
+        }
+        sp_buf_putc(j, ']');
+    }
     sp_buf_putc(j, '}');
     return raw;
 }

@@ -57,7 +57,10 @@ typedef struct sp_hub_rec {
 
 /* Appends the JSON envelope of a record as the hub and history reads
  * serve it: {"id","partition","offset","timestamp","key","value"}; the value
- * is embedded raw when it is valid JSON, else as a JSON string. */
+ * is embedded raw when it is valid JSON, else as a JSON string. A record
+ * with headers (Kafka's) adds "headers":[{"name","value"}...] in order;
+ * names and values are JSON strings (invalid UTF-8 becomes U+FFFD), a
+ * null header value is null. */
 void sp_hub_envelope(sp_buf *out, uint32_t partition, const sp_store_record *rec);
 
 void sp_hub_rec_ref(sp_hub_rec *r);

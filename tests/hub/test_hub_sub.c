@@ -87,6 +87,37 @@ static void test_latest_sees_only_new(void **state)
     fx_close(&f);
 }
 
+/* The envelope: headers (Kafka's) appear in order, repeated names kept,
+ * a null value as null; a record without headers has no "headers". */
+static void test_envelope_headers(void **state)
+{
+    (void)state;
+    sp_store_header h[3] = {{SP_SLICE_LIT("trace"), SP_SLICE_LIT("a\"b")},
+                            {SP_SLICE_LIT("trace"), SP_SLICE_LIT("2")},
+                            {SP_SLICE_LIT("empty"), SP_SLICE_NULL}};
+    sp_store_record r = {.offset = 7,
+                         .timestamp = 1000,
+                         .key = SP_SLICE_LIT("k"),
+                         .value = SP_SLICE_LIT("{\"x\":1}"),
+                         .headers = h,
+                         .header_count = 3};
+    sp_buf b;
+    sp_buf_init(&b, SP_BUF_UNLIMITED);
+    sp_hub_envelope(&b, 2, &r);
+    sp_buf_putc(&b, '\0');
+    assert_string_equal(b.base,
+                        "{\"id\":\"2-7\",\"partition\":2,\"offset\":7,\"timestamp\":1000,"
+                        "\"key\":\"k\",\"value\":{\"x\":1},\"headers\":[{\"name\":\"trace\","
+                        "\"value\":\"a\\\"b\"},{\"name\":\"trace\",\"value\":\"2\"},"
+                        "{\"name\":\"empty\",\"value\":null}]}");
+    b.len = 0;
+    r.header_count = 0;
+    sp_hub_envelope(&b, 2, &r);
+    sp_buf_putc(&b, '\0');
+    assert_null(strstr(b.base, "headers"));
+    sp_buf_free(&b);
+}
+
 /* A topic the backend has but the hub was never told of (in Kafka mode:
  * created by another spate or a Kafka tool) is adopted on first use: its
  * history and new records reach subscribers and the latest cache. */
@@ -446,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_catchup_then_live),
         cmocka_unit_test(test_latest_sees_only_new),
         cmocka_unit_test(test_adopts_topic_created_elsewhere),
+        cmocka_unit_test(test_envelope_headers),
         cmocka_unit_test(test_catchup_races_appends),
         cmocka_unit_test(test_resume_from_record_id),
         cmocka_unit_test(test_from_time),
