@@ -6,5 +6,8 @@
 
 int sp_cli_serve(int argc, char **argv);
 void sp_cli_serve_help(void);
+/* `spate dev kafka`: an in-memory Kafka for development (cmd_dev.c). */
+int sp_cli_dev(int argc, char **argv);
+void sp_cli_dev_help(void);
 
 #endif

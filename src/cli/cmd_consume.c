@@ -4,7 +4,10 @@
  * an offset) following the `next` cursor, printing each record's value as
  * one NDJSON line (or the whole envelope with --envelope). --follow keeps
  * polling for new records until interrupted; otherwise it stops at the end
- * of the log or after --count records. */
+ * of the log or after --count records.
+ *
+ * With --kafka BOOTSTRAP it reads Kafka directly (kafka_client.c): every
+ * partition unless --partition, the same values or envelopes. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -16,6 +19,7 @@
 
 #include "client.h"
 #include "cmd_produce.h"
+#include "kafka_client.h"
 #include "store/store.h"
 
 static volatile sig_atomic_t stop;
@@ -32,6 +36,9 @@ typedef struct cons {
     unsigned partition;
     unsigned long long count, printed;
     bool follow, envelope;
+    bool partition_set;
+    const char *kafka;
+    sp_cli_kafka_sets sets;
 } cons;
 
 static int parse(cons *c, int argc, char **argv)
@@ -44,6 +51,8 @@ static int parse(cons *c, int argc, char **argv)
         {"count", required_argument, NULL, 'n'},
         {"follow", no_argument, NULL, 'F'},
         {"envelope", no_argument, NULL, 'e'},
+        {"kafka", required_argument, NULL, 'K'},
+        {"set", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -57,14 +66,28 @@ static int parse(cons *c, int argc, char **argv)
         case 't': c->topic = optarg; break;
         case 'u': url = optarg; break;
         case 'f': c->from = optarg; break;
-        case 'p': c->partition = (unsigned)strtoul(optarg, &end, 10); break;
+        case 'p':
+            c->partition = (unsigned)strtoul(optarg, &end, 10);
+            c->partition_set = true;
+            break;
+        case 'K': c->kafka = optarg; break;
+        case 'X':
+            if (sp_cli_kafka_sets_add(&c->sets, optarg) != 0) {
+                fprintf(stderr, "spate consume: --set KEY=VALUE, at most 64\n");
+                return 2;
+            }
+            break;
         case 'n': c->count = strtoull(optarg, &end, 10); break;
         case 'F': c->follow = true; break;
         case 'e': c->envelope = true; break;
         case 'h':
             puts("usage: spate consume --topic T [--url URL] [--from earliest|latest|OFFSET]\n"
                  "                     [--partition P] [--count N] [--follow] [--envelope]\n\n"
-                 "Prints a topic's records as NDJSON (values, or envelopes with --envelope).");
+                 "                     [--kafka BOOTSTRAP [--set KEY=VALUE ...]]\n\n"
+                 "Prints a topic's records as NDJSON (values, or envelopes with --envelope).\n"
+                 "Without --follow it stops at the end of the log (or after --count records).\n"
+                 "--kafka HOST:PORT[,..] reads Kafka directly (every partition unless\n"
+                 "--partition; no consumer group); --set passes librdkafka properties.");
             exit(0);
         default:
             fprintf(stderr, "spate consume: %s '%s' (see spate consume --help)\n",
@@ -78,6 +101,10 @@ static int parse(cons *c, int argc, char **argv)
     }
     if (!c->topic || !sp_store_topic_name_valid(c->topic)) {
         fprintf(stderr, "spate consume: --topic NAME is required\n");
+        return 2;
+    }
+    if (c->sets.n && !c->kafka) {
+        fprintf(stderr, "spate consume: --set needs --kafka BOOTSTRAP\n");
         return 2;
     }
     if (sp_url_parse(url, &c->url) != 0) {
@@ -118,12 +145,29 @@ static long print_page(cons *c, const sp_buf *body, char *next, size_t cap)
     return n;
 }
 
+static int consume_kafka(const cons *c)
+{
+    sp_cli_kafka_consume_opts o = {
+        .bootstrap = c->kafka,
+        .topic = c->topic,
+        .from = c->from,
+        .partition = c->partition_set ? (int)c->partition : -1,
+        .count = c->count,
+        .follow = c->follow,
+        .envelope = c->envelope,
+        .sets = c->sets,
+    };
+    return sp_cli_kafka_consume(&o);
+}
+
 int sp_cli_consume(int argc, char **argv)
 {
     cons c = {.from = "earliest"};
     int rc = parse(&c, argc, argv);
     if (rc)
         return rc;
+    if (c.kafka)
+        return consume_kafka(&c);
     signal(SIGINT, on_sigint);
     sp_client *cl;
     if ((rc = sp_client_open(&c.url, &cl)) != 0) {

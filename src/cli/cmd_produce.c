@@ -9,7 +9,10 @@
  * pause; any other failure stops the run. A JSON summary goes to stdout.
  *
  * Ordering: with --connections 1 --max-inflight 1 records are appended in
- * input order; otherwise batches may interleave across connections. */
+ * input order; otherwise batches may interleave across connections.
+ *
+ * With --kafka BOOTSTRAP the same records go straight to Kafka through
+ * librdkafka (kafka_client.c) instead of a spate server. */
 #include <errno.h>
 #include <getopt.h>
 #include <llhttp.h>
@@ -24,6 +27,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/time.h"
+#include "kafka_client.h"
 #include "store/store.h"
 
 #define MAX_CONNS 1024
@@ -54,6 +58,9 @@ struct prod {
     uv_loop_t *loop;
     sp_url url;
     const char *topic, *file, *demo, *ack, *key;
+    const char *kafka; /* --kafka BOOTSTRAP: produce to Kafka directly */
+    sp_cli_kafka_produce_opts kopts;
+    bool inflight_set, ack_set;
     size_t batch, conns, max_inflight;
     uint64_t count; /* records to send; 0 = until input ends */
     double rate;    /* records per second; 0 = unlimited */
@@ -405,8 +412,50 @@ static void usage(FILE *out)
           "  --connections C    parallel connections (default 1)\n"
           "  --max-inflight N   pipelined requests per connection (default 1)\n"
           "  --ack MODE         durable (default) or none\n"
-          "  --key K            every record's key (routes them all to one partition)\n",
+          "  --key K            every record's key (routes them all to one partition)\n\n"
+          "Direct to Kafka (no spate server): --kafka BOOTSTRAP, with an idempotent\n"
+          "librdkafka producer (acks=all, murmur2 partitioner):\n"
+          "  --kafka HOST:PORT[,..]  the bootstrap servers\n"
+          "  --linger-ms MS     linger.ms (default librdkafka's, 5)\n"
+          "  --batch-size N     records per Kafka batch (batch.num.messages)\n"
+          "  --max-inflight N   max.in.flight.requests.per.connection (1-5 with idempotence)\n"
+          "  --key-sep C        each line is KEY<C>VALUE (like kcat -K C)\n"
+          "  --print-acks       one {\"seq\",\"partition\",\"offset\",\"timestamp\"} line per "
+          "record\n"
+          "  --set KEY=VALUE    any librdkafka property (kafka.KEY works too), repeatable\n"
+          "A failed delivery is printed on stderr and the exit code is 1.\n",
           out);
+}
+
+static int bad_kafka_option(const char *why)
+{
+    fprintf(stderr, "spate produce: %s\n", why);
+    return 2;
+}
+
+/* The Kafka-only options need --kafka; HTTP-only ones are refused with it. */
+static int check_kafka_mode(prod *p)
+{
+    sp_cli_kafka_produce_opts *k = &p->kopts;
+    if (!p->kafka) {
+        if (k->linger_ms >= 0 || k->batch_size || k->key_sep >= 0 || k->print_acks || k->sets.n)
+            return bad_kafka_option("--linger-ms, --batch-size, --key-sep, --print-acks and "
+                                    "--set need --kafka BOOTSTRAP");
+        return 0;
+    }
+    if (p->ack_set || p->conns != 1)
+        return bad_kafka_option("--ack and --connections are for the HTTP mode (Kafka: acks=all)");
+    if (k->linger_ms < -1 || k->linger_ms > 900000 || k->batch_size < 0 ||
+        k->batch_size > 1000000 || (k->key_sep >= 0 && p->key))
+        return bad_kafka_option("--linger-ms 0-900000, --batch-size 1-1000000, and --key or "
+                                "--key-sep, not both");
+    k->bootstrap = p->kafka;
+    k->topic = p->topic;
+    k->key = p->key;
+    k->max_inflight = p->inflight_set ? (int)p->max_inflight : 0;
+    k->rate = p->rate;
+    k->quiet = p->quiet;
+    return 0;
 }
 
 static int parse(prod *p, int argc, char **argv)
@@ -424,6 +473,12 @@ static int parse(prod *p, int argc, char **argv)
         {"ack", required_argument, NULL, 'a'},
         {"key", required_argument, NULL, 'k'},
         {"quiet", no_argument, NULL, 'q'},
+        {"kafka", required_argument, NULL, 'K'},
+        {"linger-ms", required_argument, NULL, 'L'},
+        {"batch-size", required_argument, NULL, 'B'},
+        {"key-sep", required_argument, NULL, 'S'},
+        {"print-acks", no_argument, NULL, 'P'},
+        {"set", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -442,8 +497,27 @@ static int parse(prod *p, int argc, char **argv)
         case 'r': p->rate = strtod(optarg, &end); break;
         case 'b': p->batch = strtoul(optarg, &end, 10); break;
         case 'c': p->conns = strtoul(optarg, &end, 10); break;
-        case 'm': p->max_inflight = strtoul(optarg, &end, 10); break;
-        case 'a': p->ack = optarg; break;
+        case 'm':
+            p->max_inflight = strtoul(optarg, &end, 10);
+            p->inflight_set = true;
+            break;
+        case 'a':
+            p->ack = optarg;
+            p->ack_set = true;
+            break;
+        case 'K': p->kafka = optarg; break;
+        case 'L': p->kopts.linger_ms = (int)strtol(optarg, &end, 10); break;
+        case 'B': p->kopts.batch_size = (int)strtol(optarg, &end, 10); break;
+        case 'S':
+            if (strlen(optarg) != 1)
+                return bad_kafka_option("--key-sep wants one character");
+            p->kopts.key_sep = (unsigned char)optarg[0];
+            break;
+        case 'P': p->kopts.print_acks = true; break;
+        case 'X':
+            if (sp_cli_kafka_sets_add(&p->kopts.sets, optarg) != 0)
+                return bad_kafka_option("--set KEY=VALUE, at most 64");
+            break;
         case 'k': p->key = optarg; break;
         case 'q': p->quiet = true; break;
         case 'h': usage(stdout); exit(0);
@@ -483,7 +557,7 @@ static int parse(prod *p, int argc, char **argv)
     }
     if (p->demo && p->count == 0)
         p->count = 10000;
-    return 0;
+    return check_kafka_mode(p);
 }
 
 static void build_path(prod *p)
@@ -509,9 +583,16 @@ static void build_path(prod *p)
     }
 }
 
+static bool kafka_next(void *arg, sp_buf *out)
+{
+    return next_record(arg, out);
+}
+
 int sp_cli_produce(int argc, char **argv)
 {
     prod *p = sp_xcalloc(1, sizeof *p);
+    p->kopts.linger_ms = -1;
+    p->kopts.key_sep = -1;
     p->ack = "durable";
     p->batch = 16;
     p->conns = 1;
@@ -526,6 +607,13 @@ int sp_cli_produce(int argc, char **argv)
         fprintf(stderr, "spate produce: cannot open '%s': %s\n", p->file, strerror(errno));
         free(p);
         return 1;
+    }
+    if (p->kafka) {
+        rc = sp_cli_kafka_produce(&p->kopts, kafka_next, p);
+        if (p->in && p->in != stdin)
+            fclose(p->in);
+        free(p);
+        return rc;
     }
     build_path(p);
     uv_loop_t loop;

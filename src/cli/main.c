@@ -21,6 +21,7 @@ static void usage(FILE *out)
           "  produce   stream records into a topic (NDJSON or --demo news|ticks|logs)\n"
           "  consume   print a topic's records as NDJSON\n"
           "  topics    list, create, describe and delete topics\n"
+          "  dev       development helpers: `dev kafka` (an in-memory Kafka, not durable)\n"
 #ifdef HAVE_CMD_LOG
           "  log       inspect an embedded log offline (verify, dump)\n"
 #endif
@@ -38,6 +39,10 @@ static int help(const char *cmd)
     }
     if (strcmp(cmd, "serve") == 0) {
         sp_cli_serve_help();
+        return 0;
+    }
+    if (strcmp(cmd, "dev") == 0) {
+        sp_cli_dev_help();
         return 0;
     }
     if (strcmp(cmd, "topics") == 0) {
@@ -79,6 +84,8 @@ int main(int argc, char **argv)
         return sp_cli_produce(argc - 1, argv + 1);
     if (strcmp(cmd, "consume") == 0)
         return sp_cli_consume(argc - 1, argv + 1);
+    if (strcmp(cmd, "dev") == 0)
+        return sp_cli_dev(argc - 1, argv + 1);
     if (strcmp(cmd, "topics") == 0)
         return sp_cli_topics(argc - 1, argv + 1);
 #ifdef HAVE_CMD_LOG
