@@ -3,8 +3,11 @@
  * The document is generated from the router (every registered route), a
  * table of what each route means (summary, parameters, bodies, answers),
  * and the topics' JSON Schemas: each topic with a schema gets its own
- * produce path whose request body is that schema. It is rebuilt per
- * request, so topics created at run time appear at once.
+ * produce path whose request body is that schema. Declared routes (the
+ * config file's `routes:`, seed.c) are described from their declaration:
+ * a produce route's request body is its topic's schema (the Item component
+ * when that is the built-in Item schema). It is rebuilt per request, so
+ * topics created at run time appear at once.
  *
  * Swagger UI's assets come from npm's swagger-ui-dist, installed locally by
  * scripts/install-deps.sh into web/node_modules; they are read once at
@@ -77,11 +80,6 @@ static const route_doc docs[] = {
           Q("policy", "string", "disconnect (default) or skip"),
       NULL, R("404", "No such topic") "," R("422", "Bad from, partition, policy or Last-Event-ID") },
     { "GET", "/debug/sleep", "ops", "Block the loop for ?ms= (debug.routes only)", NULL, NULL, NULL },
-    { "GET", "/latest-news", "demo", "The 10 newest articles (seed-compatible)", NULL, NULL, NULL },
-    { "POST", "/items", "demo", "Validate an Item and append it to `items` (seed-compatible)",
-      Q("ack", "string", "durable (default) or none"),
-      "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Item\"}}}}",
-      R422 "," R("503", "Backend queue full") "," R("504", "No acknowledgement in time") },
     { "GET", "/openapi.json", "ops", "This document", NULL, NULL, NULL },
     { "GET", "/docs", "ops", "Swagger UI", NULL, NULL, NULL },
 };
@@ -102,14 +100,92 @@ typedef struct gen {
     bool in_path;
 } gen;
 
-static void put_operation(sp_buf *b, const char *method, const char *pattern)
+static void lower_method(const char *method, char out[16])
 {
+    size_t i = 0;
+    for (; method[i] && i < 15; i++)
+        out[i] = (char)(method[i] | 0x20);
+    out[i] = '\0';
+}
+
+static const sp_api_bound *declared(const sp_api *api, const char *method, const char *pattern)
+{
+    for (size_t i = 0; i < api->nbound; i++)
+        if (strcmp(sp_http_method_name(api->bound[i].route.method), method) == 0 &&
+            strcmp(api->bound[i].route.path, pattern) == 0)
+            return &api->bound[i];
+    return NULL;
+}
+
+/* The topic's schema as a JSON Schema value: a reference to the Item
+ * component when it is that schema, {} when the topic has none. */
+static void put_topic_schema(sp_buf *b, sp_api *api, const char *topic)
+{
+    sp_buf schema;
+    sp_buf_init(&schema, 1 << 20);
+    if (!api->hub || !sp_hub_topic_schema(api->hub, topic, &schema))
+        sp_buf_append_cstr(b, "{}");
+    else if (api->item_schema && schema.len == strlen(api->item_schema) &&
+             memcmp(schema.base, api->item_schema, schema.len) == 0)
+        sp_buf_append_cstr(b, "{\"$ref\":\"#/components/schemas/Item\"}");
+    else
+        sp_buf_append(b, schema.base, schema.len);
+    sp_buf_free(&schema);
+}
+
+#define POSITION_SCHEMA                                                                            \
+    "{\"type\":\"object\",\"required\":[\"timestamp\",\"partition\",\"offset\"],"                  \
+    "\"properties\":{\"timestamp\":{\"type\":\"integer\"},\"partition\":{\"type\":\"integer\"},"   \
+    "\"offset\":{\"type\":\"integer\"}}}"
+
+// clang-format off
+static const char produce_head[] =
+    ",\"parameters\":[" Q("ack", "string", "durable (default) or none") "],"
+    "\"requestBody\":{\"required\":true,\"content\":{\"application/json\":{\"schema\":";
+static const char produce_tail[] =
+    "}}},\"responses\":{\"200\":{\"description\":\"Durable\",\"content\":{"
+    "\"application/json\":{\"schema\":" POSITION_SCHEMA "}}},"
+    "\"202\":{\"description\":\"Accepted (ack=none)\"}," R("413", "Too large") ","
+    R("415", "Unsupported Content-Type") "," R422 "," R("503", "Backend queue full; Retry-After") ","
+    R("504", "No acknowledgement within api.ack_timeout") "}}";
+// clang-format on
+
+/* A declared route's operation, from its declaration and its topic. */
+static void put_declared(sp_buf *b, sp_api *api, const sp_api_route *r)
+{
+    char lower[16];
+    lower_method(sp_http_method_name(r->method), lower);
+    sp_buf_printf(b, "\"%s\":{\"tags\":[\"routes\"],\"summary\":", lower);
+    char sum[400];
+    if (r->action == SP_API_ACTION_LATEST)
+        snprintf(sum, sizeof sum, "The %zu newest records of topic %s, newest first (values only)",
+                 r->limit, r->topic);
+    else
+        snprintf(sum, sizeof sum, "Validate one JSON value and append it to topic %s", r->topic);
+    sp_json_cstr(b, sum);
+    sp_buf_printf(b, ",\"operationId\":\"%s %s\"", sp_http_method_name(r->method), r->path);
+    if (r->action == SP_API_ACTION_LATEST) {
+        sp_buf_append_cstr(b, ",\"responses\":{\"200\":{\"description\":\"OK\",\"content\":{"
+                              "\"application/json\":{\"schema\":{\"type\":\"array\",\"items\":");
+        put_topic_schema(b, api, r->topic);
+        sp_buf_append_cstr(b, "}}}}," R("404", "No such topic") "}}");
+        return;
+    }
+    sp_buf_append_cstr(b, produce_head);
+    put_topic_schema(b, api, r->topic);
+    sp_buf_append_cstr(b, produce_tail);
+}
+
+static void put_operation(sp_buf *b, sp_api *api, const char *method, const char *pattern)
+{
+    const sp_api_bound *br = declared(api, method, pattern);
+    if (br) {
+        put_declared(b, api, &br->route);
+        return;
+    }
     const route_doc *d = doc_for(method, pattern);
     char lower[16];
-    size_t i = 0;
-    for (; method[i] && i < sizeof lower - 1; i++)
-        lower[i] = (char)(method[i] | 0x20);
-    lower[i] = '\0';
+    lower_method(method, lower);
     sp_buf_printf(b, "\"%s\":{\"tags\":[\"%s\"],\"summary\":", lower, d ? d->tag : "other");
     sp_json_cstr(b, d ? d->summary : pattern);
     sp_buf_printf(b, ",\"operationId\":\"%s %s\"", method, pattern);
@@ -124,6 +200,7 @@ static void put_operation(sp_buf *b, const char *method, const char *pattern)
 /* Routes arrive in registration order; operations of one path must be
  * grouped, so each path is emitted once with all of its methods. */
 typedef struct path_pass {
+    sp_api *api;
     sp_buf *b;
     const char *pattern;
     bool first;
@@ -137,7 +214,7 @@ static void put_if_same_path(sp_http_method m, const char *pattern, void *udata)
     if (!pp->first)
         sp_buf_putc(pp->b, ',');
     pp->first = false;
-    put_operation(pp->b, sp_http_method_name(m), pattern);
+    put_operation(pp->b, pp->api, sp_http_method_name(m), pattern);
 }
 
 typedef struct paths_pass {
@@ -161,7 +238,7 @@ static void put_path(sp_http_method m, const char *pattern, void *udata)
         sp_buf_putc(pp->b, ',');
     sp_json_cstr(pp->b, pattern);
     sp_buf_append_cstr(pp->b, ":{");
-    path_pass one = {pp->b, pattern, true};
+    path_pass one = {pp->api, pp->b, pattern, true};
     sp_router_each(pp->router, put_if_same_path, &one);
     sp_buf_putc(pp->b, '}');
 }
@@ -204,6 +281,8 @@ static const char components[] =
     "\"TopicCreate\":{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{"
     "\"name\":{\"type\":\"string\"},\"partitions\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":"
     "1024},"
+    "\"replication_factor\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":32767,"
+    "\"description\":\"Kafka only; 0: the broker default\"},"
     "\"segment_bytes\":{\"type\":\"integer\"},\"retention_bytes\":{\"type\":\"integer\"},"
     "\"retention_ms\":{\"type\":\"integer\"},\"schema\":{\"type\":\"object\"}}},"
     "\"Item\":";

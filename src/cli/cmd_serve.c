@@ -227,6 +227,40 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
+_Static_assert(SP_CONFIG_ROUTES_MAX <= SP_API_ROUTES_MAX, "the API must hold every route");
+
+/* The routes in effect (declared, or the defaults on demo.*) as the API
+ * takes them, each labelled for start-up errors. */
+static void api_routes_from(const sp_config *cfg, sp_api_options *o)
+{
+    sp_config_route r[SP_CONFIG_ROUTES_MAX];
+    size_t n = sp_config_routes(cfg, r);
+    for (size_t i = 0; i < n; i++) {
+        sp_api_route *a = &o->routes[i];
+        bool latest = r[i].action == SP_CONFIG_ACTION_LATEST;
+        *a = (sp_api_route){.method = strcmp(r[i].method, "GET") == 0   ? SP_HTTP_GET
+                                      : strcmp(r[i].method, "PUT") == 0 ? SP_HTTP_PUT
+                                                                        : SP_HTTP_POST,
+                            .path = r[i].path,
+                            .topic = r[i].topic,
+                            .action = latest ? SP_API_ACTION_LATEST : SP_API_ACTION_PRODUCE,
+                            .limit = (size_t)r[i].limit,
+                            .schema = r[i].schema,
+                            .schema_file = r[i].schema_file};
+        if (cfg->routes_declared)
+            snprintf(a->label, sizeof a->label, "routes[%zu] (line %d)", i, r[i].line);
+        else
+            snprintf(a->label, sizeof a->label, "the default route (demo.%s_topic)",
+                     latest ? "news" : "items");
+    }
+    o->nroutes = n;
+    o->routes_given = true;
+    if (cfg->routes_declared &&
+        (strcmp(cfg->news_topic, "latest-news") != 0 || strcmp(cfg->items_topic, "items") != 0))
+        SP_LOG_WARN("demo.news_topic and demo.items_topic are not used: the config file declares "
+                    "routes");
+}
+
 static void api_options_from(const sp_config *cfg, sp_api_options *o)
 {
     sp_api_options_default(o);
@@ -243,6 +277,7 @@ static void api_options_from(const sp_config *cfg, sp_api_options *o)
     o->ws_pong_timeout_ms = (uint64_t)cfg->ws_pong_timeout_ms;
     o->ws_origins = cfg->ws_origins && cfg->ws_origins[0] ? cfg->ws_origins : NULL;
     o->chat_topic = cfg->chat_topic && cfg->chat_topic[0] ? cfg->chat_topic : NULL;
+    api_routes_from(cfg, o);
 }
 
 /* The chat demo's messages (GET /chat): a user and a text. */
@@ -251,18 +286,18 @@ static const char chat_schema[] =
     "\"user\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":40},"
     "\"text\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":2000}}}";
 
-/* The demo topics: created on first start, kept afterwards. */
+/* The declared routes' topics and the chat demo's: created on first
+ * start, kept afterwards (see sp_api_create_route_topics for schemas). */
 static int ensure_demo_topics(sp_hub *hub, const sp_api_options *ao)
 {
     sp_store_topic_config tc = {.partitions = 1};
-    char err[512];
-    int rc = 0;
-    if (ao->news_topic && !sp_hub_topic_exists(hub, ao->news_topic))
-        rc = sp_hub_topic_create(hub, ao->news_topic, &tc, NULL, 0, err, sizeof err);
-    if (rc == 0 && ao->items_topic && !sp_hub_topic_exists(hub, ao->items_topic))
-        rc = sp_hub_topic_create(hub, ao->items_topic, &tc, sp_schema_item_json,
-                                 strlen(sp_schema_item_json), err, sizeof err);
-    if (rc == 0 && ao->chat_topic && !sp_hub_topic_exists(hub, ao->chat_topic))
+    char err[512] = "";
+    int rc = sp_api_create_route_topics(hub, ao, err, sizeof err);
+    if (rc != 0) {
+        SP_LOG_ERROR("cannot set up a declared route", SP_LF_STR("error", err));
+        return rc;
+    }
+    if (ao->chat_topic && !sp_hub_topic_exists(hub, ao->chat_topic))
         rc = sp_hub_topic_create(hub, ao->chat_topic, &tc, chat_schema, strlen(chat_schema), err,
                                  sizeof err);
     if (rc != 0 && rc != -EEXIST)
@@ -359,14 +394,19 @@ static int run_server(const sp_config *cfg)
     api_options_from(cfg, &p.api.opts);
     p.router = sp_router_new();
     p.api.item_schema = sp_schema_item_json;
-    int exit_code = 1;
-    if (open_backend(cfg, &p) != 0 || sp_api_register_builtin(p.router, &p.api) != 0 ||
-        sp_api_register_rest(p.router, &p.api) != 0 ||
-        (cfg->debug_routes && sp_api_register_debug(p.router, &p.api) != 0))
+    int exit_code = 1, rc = open_backend(cfg, &p);
+    rc = rc ? rc : sp_api_register_builtin(p.router, &p.api);
+    rc = rc ? rc : sp_api_register_rest(p.router, &p.api);
+    rc = rc || !cfg->debug_routes ? rc : sp_api_register_debug(p.router, &p.api);
+    if (rc != 0) {
+        /* a setting that cannot work (a route's schema, a clashing path) is
+         * a usage error like a bad flag: exit 2; anything else: 1 */
+        exit_code = rc == -EINVAL || rc == -EEXIST ? 2 : 1;
         goto out;
+    }
     sp_http_options o;
     http_options_from(cfg, &o);
-    int rc = sp_http_server_new(&o, p.router, &p.srv);
+    rc = sp_http_server_new(&o, p.router, &p.srv);
     if (rc != 0) {
         SP_LOG_ERROR("cannot listen", SP_LF_STR("host", cfg->host) SP_LF_INT("port", cfg->port)
                                           SP_LF_STR("error", strerror(-rc)));

@@ -11,7 +11,10 @@
  * The YAML loader walks libfyaml's event stream (no document tree): a stack
  * of open mappings gives the dotted key, each scalar value is applied at
  * once, and anything that is not a mapping of scalars is reported with its
- * line. Keys under "kafka." bypass the table into an ordered list.
+ * line. Keys under "kafka." bypass the table into an ordered list. The one
+ * sequence, `routes:`, switches the walk into a small state machine of its
+ * own (a list of flat mappings of fields; see "routes" below) that checks
+ * each route when its mapping closes.
  *
  * sp_config_print() writes canonical values ("64MiB", "10s") and quotes
  * every string in YAML's double-quoted style, escaping whatever YAML would
@@ -691,10 +694,82 @@ static int kafka_set(sp_config *cfg, const char *k, const char *v, const origin 
     return 0;
 }
 
+/* ---- routes: the basics --------------------------------------------------- */
+
+/* Frees a route's strings (method is static). */
+static void route_clear(sp_config_route *r)
+{
+    free((char *)r->path);
+    free((char *)r->topic);
+    free((char *)r->schema);
+    free((char *)r->schema_file);
+    memset(r, 0, sizeof *r);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? sp_xstrdup(s) : NULL;
+}
+
+static void route_copy(sp_config_route *dst, const sp_config_route *src)
+{
+    *dst = *src;
+    dst->path = dup_or_null(src->path);
+    dst->topic = dup_or_null(src->topic);
+    dst->schema = dup_or_null(src->schema);
+    dst->schema_file = dup_or_null(src->schema_file);
+}
+
+size_t sp_config_routes(const sp_config *cfg, sp_config_route *out)
+{
+    size_t n = 0;
+    if (cfg->routes_declared) {
+        for (; n < cfg->routes_len && n < SP_CONFIG_ROUTES_MAX; n++)
+            out[n] = cfg->routes[n];
+        return n;
+    }
+    if (cfg->news_topic && cfg->news_topic[0])
+        out[n++] = (sp_config_route){.method = "GET",
+                                     .path = "/latest-news",
+                                     .topic = cfg->news_topic,
+                                     .action = SP_CONFIG_ACTION_LATEST,
+                                     .limit = 10};
+    if (cfg->items_topic && cfg->items_topic[0])
+        out[n++] = (sp_config_route){.method = "POST",
+                                     .path = "/items",
+                                     .topic = cfg->items_topic,
+                                     .action = SP_CONFIG_ACTION_PRODUCE,
+                                     .schema = "builtin:item"};
+    return n;
+}
+
+static bool str_eq(const char *a, const char *b);
+
+/* The routes in effect are compared, so a config without `routes:` equals
+ * one that declares the same routes (what --print-config writes). */
+static bool routes_equal(const sp_config *a, const sp_config *b)
+{
+    sp_config_route ra[SP_CONFIG_ROUTES_MAX], rb[SP_CONFIG_ROUTES_MAX];
+    size_t na = sp_config_routes(a, ra), nb = sp_config_routes(b, rb);
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!str_eq(ra[i].method, rb[i].method) || !str_eq(ra[i].path, rb[i].path) ||
+            !str_eq(ra[i].topic, rb[i].topic) || ra[i].action != rb[i].action ||
+            ra[i].limit != rb[i].limit || !str_eq(ra[i].schema, rb[i].schema) ||
+            !str_eq(ra[i].schema_file, rb[i].schema_file))
+            return false;
+    return true;
+}
+
 /* ---- the public basics ---------------------------------------------------- */
 
 static int set_from(sp_config *cfg, const origin *o, const char *text, sp_config_error *err)
 {
+    if (strcmp(o->key, "routes") == 0) {
+        fail(err, o, true, "routes are declared in the configuration file only, as a list");
+        return -EINVAL;
+    }
     if (strncmp(o->key, "kafka.", 6) == 0)
         return kafka_set(cfg, o->key + 6, text, o, err);
     const setting *s = find_setting(o->key);
@@ -739,6 +814,9 @@ void sp_config_free(sp_config *cfg)
         free(cfg->kafka[i].value);
     }
     free(cfg->kafka);
+    for (size_t i = 0; i < cfg->routes_len; i++)
+        route_clear(&cfg->routes[i]);
+    free(cfg->routes);
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -759,6 +837,12 @@ static void config_copy(sp_config *dst, const sp_config *src)
             dst->kafka[i].key = sp_xstrdup(src->kafka[i].key);
             dst->kafka[i].value = sp_xstrdup(src->kafka[i].value);
         }
+    }
+    dst->routes = NULL;
+    if (src->routes_len) {
+        dst->routes = sp_xmalloc(src->routes_len * sizeof *dst->routes);
+        for (size_t i = 0; i < src->routes_len; i++)
+            route_copy(&dst->routes[i], &src->routes[i]);
     }
 }
 
@@ -792,7 +876,7 @@ bool sp_config_equal(const sp_config *a, const sp_config *b)
         if (!str_eq(a->kafka[i].key, b->kafka[i].key) ||
             !str_eq(a->kafka[i].value, b->kafka[i].value))
             return false;
-    return true;
+    return routes_equal(a, b);
 }
 
 void sp_config_each(void (*fn)(const char *key, const char *type, const char *def, const char *help,
@@ -855,6 +939,42 @@ static void print_value(const sp_config *cfg, const setting *s, FILE *out)
     }
 }
 
+/* One route per line as a flow mapping, every string double-quoted. */
+static void print_route(const sp_config_route *r, FILE *out)
+{
+    bool latest = r->action == SP_CONFIG_ACTION_LATEST;
+    fprintf(out, "  - {method: %s, path: ", r->method);
+    print_quoted(r->path, out);
+    fputs(", topic: ", out);
+    print_quoted(r->topic, out);
+    fprintf(out, ", action: %s", latest ? "latest" : "produce");
+    if (latest)
+        fprintf(out, ", limit: %lld", (long long)r->limit);
+    if (r->schema) {
+        fputs(", schema: ", out);
+        print_quoted(r->schema, out);
+    }
+    if (r->schema_file) {
+        fputs(", schema_file: ", out);
+        print_quoted(r->schema_file, out);
+    }
+    fputs("}\n", out);
+}
+
+/* The routes in effect, the defaults included: printed, they load back as
+ * declared routes, which sp_config_equal finds the same. */
+static void print_routes(const sp_config *cfg, FILE *out)
+{
+    sp_config_route r[SP_CONFIG_ROUTES_MAX];
+    size_t n = sp_config_routes(cfg, r);
+    fputs("# routes are declared here only; without this key: GET /latest-news and\n"
+          "# POST /items on demo.news_topic and demo.items_topic\n",
+          out);
+    fputs(n ? "routes:\n" : "routes: []\n", out);
+    for (size_t i = 0; i < n; i++)
+        print_route(&r[i], out);
+}
+
 void sp_config_print(const sp_config *cfg, FILE *out)
 {
     const char *section = "";
@@ -879,6 +999,7 @@ void sp_config_print(const sp_config *cfg, FILE *out)
         print_quoted(cfg->kafka[i].value, out);
         fputc('\n', out);
     }
+    print_routes(cfg, out);
 }
 
 /* ---- environment ---------------------------------------------------------- */
@@ -971,6 +1092,13 @@ typedef struct loader {
     int docs;
     seen_key *seen; /* keys set so far, to catch one given twice */
     size_t seen_len;
+    /* inside `routes:` (see "YAML: routes") */
+    int routes_state;      /* ROUTES_OFF, ROUTES_LIST or ROUTES_ENTRY */
+    sp_config_route route; /* the entry being read; its strings are owned */
+    unsigned route_given;  /* one bit per route_field given */
+    int route_field;       /* the field whose value comes next, or -1 */
+    int route_line;        /* where the entry starts */
+    int field_line;        /* where route_field's name is */
 } loader;
 
 static int load_fail(loader *ld, const char *key, const char *fmt, ...)
@@ -1009,8 +1137,8 @@ static int note_seen(loader *ld)
     for (size_t i = 0; i < ld->seen_len; i++)
         if (strcmp(ld->seen[i].key, ld->key) == 0)
             return load_fail(ld, ld->key, "set twice (first on line %d)", ld->seen[i].line);
-    /* Bounded: each entry is a table key or a distinct kafka key. */
-    if (ld->seen_len < N_SETTINGS + SP_CONFIG_KAFKA_MAX) {
+    /* Bounded: each entry is a table key, a distinct kafka key or routes. */
+    if (ld->seen_len < N_SETTINGS + SP_CONFIG_KAFKA_MAX + 1) {
         ld->seen = sp_xrealloc(ld->seen, (ld->seen_len + 1) * sizeof *ld->seen);
         ld->seen[ld->seen_len++] = (seen_key){sp_xstrdup(ld->key), ld->line};
     }
@@ -1143,6 +1271,9 @@ static int on_key(loader *ld, struct fy_event *e)
 
 static int on_value(loader *ld, struct fy_event *e)
 {
+    if (strcmp(ld->key, "routes") == 0 && ld->depth == 1)
+        return load_fail(ld, ld->key,
+                         "expected a list of routes (write routes: [] to declare none)");
     if (is_null(e)) {
         if (is_section(ld->key) && strncmp(ld->key, "kafka.", 6) != 0)
             return 0; /* an empty section: "kafka:" with its lines commented out */
@@ -1219,13 +1350,331 @@ static int on_unexpected(loader *ld, const char *what)
     return load_fail(ld, ld->key, "expected a single value, found %s", what);
 }
 
+/* ---- YAML: routes ----------------------------------------------------------
+ *
+ * `routes:` is a list of flat mappings. A field's value is checked when it
+ * arrives, the entry as a whole (required fields, method against action,
+ * duplicates) when its mapping closes; only then is it appended. */
+
+enum { ROUTES_OFF, ROUTES_LIST, ROUTES_ENTRY };
+
+typedef enum route_field {
+    F_METHOD,
+    F_PATH,
+    F_TOPIC,
+    F_ACTION,
+    F_LIMIT,
+    F_SCHEMA,
+    F_SCHEMA_FILE,
+    F_COUNT
+} route_field;
+
+static const char *const route_field_names[F_COUNT] = {
+    "method", "path", "topic", "action", "limit", "schema", "schema_file",
+};
+
+#define ROUTE_FIELD_LIST "method, path, topic, action, limit, schema, schema_file"
+#define REQUIRED_FIELDS  ((1u << F_METHOD) | (1u << F_PATH) | (1u << F_TOPIC) | (1u << F_ACTION))
+
+/* "routes[2]" or "routes[2].path": the index is that of the entry read. */
+static const char *route_key(loader *ld, int f, char out[48])
+{
+    size_t i = ld->cfg->routes_len;
+    if (f < 0)
+        snprintf(out, 48, "routes[%zu]", i);
+    else
+        snprintf(out, 48, "routes[%zu].%s", i, route_field_names[f]);
+    return out;
+}
+
+/* The topic name rule, kept in step with sp_store_topic_name_valid()
+ * (src/store/topic.c; core cannot call up into the store): 1 to 249 of
+ * [A-Za-z0-9._-], not "." or "..". The API checks again with the store's
+ * own function when it creates the topic. */
+static bool topic_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* Why a declared path is not acceptable, or NULL: "/" then segments of
+ * [A-Za-z0-9._~-] (no parameters, no query), at most 16 of them (the
+ * router's limit), none "." or ".."; "/v1" and "/debug" are spate's. */
+static const char *path_problem(const char *p)
+{
+    static const char seg_chars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~-";
+    size_t len = strlen(p), segs = 0;
+    if (p[0] != '/')
+        return "does not start with '/'";
+    if (len > SP_CONFIG_ROUTE_PATH_MAX)
+        return "is longer than 256 bytes";
+    for (const char *s = p + 1; *s; segs++) {
+        size_t n = strspn(s, seg_chars);
+        if (n == 0 || (s[n] != '/' && s[n] != '\0'))
+            return "must be literal segments of letters, digits and ._~- between single '/'";
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return "has a '.' or '..' segment";
+        s += n + (s[n] == '/');
+        if (s[-1] == '/' && *s == '\0')
+            return "ends in '/'";
+    }
+    if (segs > 16)
+        return "has more than 16 segments";
+    if (strncmp(p, "/v1", 3) == 0 && (p[3] == '\0' || p[3] == '/'))
+        return "is under /v1, which is reserved for spate's own API";
+    if (strncmp(p, "/debug", 6) == 0 && (p[6] == '\0' || p[6] == '/'))
+        return "is under /debug, which is reserved for spate's own routes";
+    return NULL;
+}
+
+/* Checks a schema: "builtin:item", or JSON Schema text of an object (the
+ * schema compiler reads it at start-up). */
+static const char *schema_problem(const char *s)
+{
+    if (strncmp(s, "builtin:", 8) == 0)
+        return strcmp(s, "builtin:item") == 0 ? NULL : "the only builtin schema is builtin:item";
+    s += strspn(s, " \t\r\n");
+    return *s == '{' ? NULL
+                     : "must be JSON Schema text of an object ('{...}'), builtin:item, or use "
+                       "schema_file";
+}
+
+static int route_text_field(loader *ld, route_field f, const char *text, const char **slot)
+{
+    char key[48], shown[72];
+    const char *why = NULL;
+    route_key(ld, f, key);
+    if (text[0] == '\0')
+        return load_fail(ld, key, "the value must not be empty");
+    if (!utf8_valid(text))
+        return load_fail(ld, key, "the value is not valid UTF-8");
+    if (f == F_PATH && (why = path_problem(text)) != NULL)
+        return load_fail(ld, key, "'%s' %s", show(text, shown), why);
+    if (f == F_TOPIC && !topic_name_ok(text))
+        return load_fail(ld, key,
+                         "'%s' is not a topic name (1 to 249 letters, digits, '.', '_' or '-')",
+                         show(text, shown));
+    if (f == F_SCHEMA && (why = schema_problem(text)) != NULL)
+        return load_fail(ld, key, "%s", why);
+    if (f == F_SCHEMA_FILE && strlen(text) > 4096)
+        return load_fail(ld, key, "longer than 4096 bytes");
+    *slot = sp_xstrdup(text);
+    return 0;
+}
+
+static int route_word_field(loader *ld, route_field f, const char *text)
+{
+    static const char *const methods[] = {"GET", "POST", "PUT"};
+    char key[48], shown[72];
+    if (f == F_METHOD) {
+        for (size_t i = 0; i < SP_ARRAY_LEN(methods); i++)
+            if (strcasecmp(text, methods[i]) == 0) {
+                ld->route.method = methods[i];
+                return 0;
+            }
+        return load_fail(ld, route_key(ld, f, key), "'%s' is not one of GET, POST, PUT",
+                         show(text, shown));
+    }
+    if (f == F_ACTION) {
+        if (strcasecmp(text, "latest") == 0 || strcasecmp(text, "produce") == 0) {
+            ld->route.action = strcasecmp(text, "latest") == 0 ? SP_CONFIG_ACTION_LATEST
+                                                               : SP_CONFIG_ACTION_PRODUCE;
+            return 0;
+        }
+        return load_fail(ld, route_key(ld, f, key), "'%s' is not one of latest, produce",
+                         show(text, shown));
+    }
+    int64_t v;
+    if (parse_int(text, &v) < 0 || v < 1 || v > SP_CONFIG_ROUTE_LIMIT_MAX)
+        return load_fail(ld, route_key(ld, f, key), "'%s' is not a whole number from 1 to %d",
+                         show(text, shown), SP_CONFIG_ROUTE_LIMIT_MAX);
+    ld->route.limit = v;
+    return 0;
+}
+
+static int route_value(loader *ld, struct fy_event *e)
+{
+    char key[48];
+    route_field f = (route_field)ld->route_field;
+    ld->line = ld->field_line;
+    if (is_null(e))
+        return load_fail(ld, route_key(ld, f, key), "no value given");
+    char *text = scalar_text(ld, e, route_key(ld, f, key));
+    if (!text)
+        return -EINVAL;
+    const char **slot = f == F_PATH          ? &ld->route.path
+                        : f == F_TOPIC       ? &ld->route.topic
+                        : f == F_SCHEMA      ? &ld->route.schema
+                        : f == F_SCHEMA_FILE ? &ld->route.schema_file
+                                             : NULL;
+    int rc = slot ? route_text_field(ld, f, text, slot) : route_word_field(ld, f, text);
+    free(text);
+    ld->route_given |= rc == 0 ? 1u << f : 0;
+    ld->route_field = -1;
+    return rc;
+}
+
+static int route_name(loader *ld, struct fy_event *e)
+{
+    char key[48], shown[72];
+    char *name = scalar_text(ld, e, route_key(ld, -1, key));
+    if (!name)
+        return -EINVAL;
+    int f = 0;
+    while (f < F_COUNT && strcmp(name, route_field_names[f]) != 0)
+        f++;
+    int rc = 0;
+    if (f == F_COUNT)
+        rc = load_fail(ld, route_key(ld, -1, key), "unknown field '%s' (the fields are %s)",
+                       show(name, shown), ROUTE_FIELD_LIST);
+    else if (ld->route_given & (1u << f))
+        rc = load_fail(ld, route_key(ld, f, key), "given twice");
+    free(name);
+    ld->route_field = rc == 0 ? f : -1;
+    ld->field_line = ld->line;
+    return rc;
+}
+
+/* The first route declared before this one with the same method and
+ * path, or -1. */
+static long route_duplicate(const loader *ld)
+{
+    for (size_t i = 0; i < ld->cfg->routes_len; i++) {
+        const sp_config_route *r = &ld->cfg->routes[i];
+        if (strcmp(r->method, ld->route.method) == 0 && strcmp(r->path, ld->route.path) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+static int route_check(loader *ld)
+{
+    char key[48];
+    sp_config_route *r = &ld->route;
+    bool latest = r->action == SP_CONFIG_ACTION_LATEST;
+    ld->line = ld->route_line;
+    for (int f = 0; f < F_COUNT; f++)
+        if ((REQUIRED_FIELDS & (1u << f)) && !(ld->route_given & (1u << f)))
+            return load_fail(ld, route_key(ld, -1, key), "missing field '%s'",
+                             route_field_names[f]);
+    if (latest != (strcmp(r->method, "GET") == 0))
+        return load_fail(ld, route_key(ld, F_METHOD, key), "action %s takes %s, not %s",
+                         latest ? "latest" : "produce", latest ? "GET" : "POST or PUT", r->method);
+    if (!latest && (ld->route_given & (1u << F_LIMIT)))
+        return load_fail(ld, route_key(ld, F_LIMIT, key), "only a latest route has a limit");
+    if (r->schema && r->schema_file)
+        return load_fail(ld, route_key(ld, -1, key), "give schema or schema_file, not both");
+    long dup = route_duplicate(ld);
+    if (dup >= 0)
+        return load_fail(ld, route_key(ld, -1, key),
+                         "%s %s is already declared by routes[%ld] (line %d)", r->method, r->path,
+                         dup, ld->cfg->routes[dup].line);
+    if (latest && r->limit == 0)
+        r->limit = 10;
+    return 0;
+}
+
+static int route_end(loader *ld)
+{
+    int rc = route_check(ld);
+    if (rc < 0)
+        return rc;
+    sp_config *cfg = ld->cfg;
+    cfg->routes = sp_xrealloc(cfg->routes, (cfg->routes_len + 1) * sizeof *cfg->routes);
+    ld->route.line = ld->route_line;
+    cfg->routes[cfg->routes_len++] = ld->route;
+    memset(&ld->route, 0, sizeof ld->route);
+    ld->routes_state = ROUTES_LIST;
+    return 0;
+}
+
+static int route_begin(loader *ld)
+{
+    char key[48];
+    if (ld->cfg->routes_len == SP_CONFIG_ROUTES_MAX)
+        return load_fail(ld, route_key(ld, -1, key), "more than %d routes", SP_CONFIG_ROUTES_MAX);
+    memset(&ld->route, 0, sizeof ld->route);
+    ld->route_given = 0;
+    ld->route_field = -1;
+    ld->route_line = ld->line;
+    ld->routes_state = ROUTES_ENTRY;
+    return 0;
+}
+
+/* `routes:` opens: what the file declares replaces any earlier routes. */
+static int routes_begin(loader *ld)
+{
+    int rc = note_seen(ld);
+    if (rc < 0)
+        return rc;
+    sp_config *cfg = ld->cfg;
+    for (size_t i = 0; i < cfg->routes_len; i++)
+        route_clear(&cfg->routes[i]);
+    free(cfg->routes);
+    cfg->routes = NULL;
+    cfg->routes_len = 0;
+    cfg->routes_declared = true;
+    ld->routes_state = ROUTES_LIST;
+    return 0;
+}
+
+static void routes_end(loader *ld)
+{
+    ld->routes_state = ROUTES_OFF;
+    ld->key[0] = '\0';
+    ld->have_key = false;
+}
+
+/* A list, a mapping or an alias where a route or a field value belongs. */
+static int route_misplaced(loader *ld, const char *what)
+{
+    char key[48];
+    if (ld->routes_state == ROUTES_LIST)
+        return load_fail(ld, route_key(ld, -1, key), "a route is a mapping of fields (%s), not %s",
+                         ROUTE_FIELD_LIST, what);
+    if (ld->route_field < 0)
+        return load_fail(ld, route_key(ld, -1, key), "a field name must be a single word, not %s",
+                         what);
+    ld->line = ld->field_line;
+    return load_fail(ld, route_key(ld, ld->route_field, key), "expected a single value, found %s%s",
+                     what,
+                     ld->route_field == F_SCHEMA
+                         ? " (write the JSON Schema as a quoted string, or use schema_file)"
+                         : "");
+}
+
+static int on_route_event(loader *ld, struct fy_event *e)
+{
+    bool entry = ld->routes_state == ROUTES_ENTRY;
+    switch (e->type) {
+    case FYET_SEQUENCE_END: routes_end(ld); return 0;
+    case FYET_MAPPING_START: return entry ? route_misplaced(ld, "a mapping") : route_begin(ld);
+    case FYET_MAPPING_END: return route_end(ld);
+    case FYET_SCALAR:
+        if (!entry)
+            return route_misplaced(ld, "a single value");
+        return ld->route_field < 0 ? route_name(ld, e) : route_value(ld, e);
+    case FYET_SEQUENCE_START: return route_misplaced(ld, "a list");
+    case FYET_ALIAS: return route_misplaced(ld, "an alias (write the value itself)");
+    default: return 0;
+    }
+}
+
 static int on_event(loader *ld, struct fy_event *e)
 {
     const struct fy_mark *m = fy_event_start_mark(e);
     if (m && m->line >= 0)
         ld->line = m->line + 1;
+    if (ld->routes_state != ROUTES_OFF)
+        return on_route_event(ld, e);
     if (ld->have_key) /* a message about a value points at its key */
         ld->line = ld->key_line;
+    if (e->type == FYET_SEQUENCE_START && ld->have_key && ld->depth == 1 &&
+        strcmp(ld->key, "routes") == 0)
+        return routes_begin(ld);
     switch (e->type) {
     case FYET_DOCUMENT_START:
         if (++ld->docs > 1)
@@ -1343,6 +1792,7 @@ int sp_config_load_string(sp_config *cfg, const char *name, const char *text, si
         return -EINVAL;
     config_copy(&next, cfg);
     int rc = walk_yaml(&ld, text, len);
+    route_clear(&ld.route); /* an entry left half read by an error */
     for (size_t i = 0; i < ld.seen_len; i++)
         free(ld.seen[i].key);
     free(ld.seen);

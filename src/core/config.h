@@ -16,7 +16,16 @@
  *
  * Keys under "kafka." are not in the table: they are kept verbatim, in
  * order, for librdkafka (see sp_config.kafka). Unknown keys elsewhere are
- * errors, so a typo never silently does nothing. */
+ * errors, so a typo never silently does nothing.
+ *
+ * One key is not a scalar: `routes`, a sequence of mappings in the file
+ * (never env or flags) that declares small endpoints bound to a topic, such
+ * as the seed app's `GET /latest-news` and `POST /items`:
+ *   routes:
+ *     - {method: GET, path: /latest-news, topic: latest-news, action: latest, limit: 10}
+ *     - {method: POST, path: /items, topic: items, action: produce, schema: builtin:item}
+ * Without the key the routes are those two, on demo.news_topic and
+ * demo.items_topic (sp_config_routes); `routes: []` declares none. */
 #ifndef SP_CORE_CONFIG_H
 #define SP_CORE_CONFIG_H
 
@@ -29,6 +38,26 @@ typedef struct sp_config_kv {
     char *key; /* without the "kafka." prefix, e.g. "linger.ms" */
     char *value;
 } sp_config_kv;
+
+/* What a declared route does (see src/api/seed.c). */
+typedef enum sp_config_action {
+    SP_CONFIG_ACTION_LATEST = 1, /* GET: JSON array of the newest `limit` record values */
+    SP_CONFIG_ACTION_PRODUCE,    /* POST/PUT: validate one JSON value and append it */
+} sp_config_action;
+
+/* One entry of `routes:`. The strings are owned by the sp_config that holds
+ * the route (const only so that the default routes can point at static
+ * text); `method` always points at static text. */
+typedef struct sp_config_route {
+    const char *method; /* "GET" (latest), "POST" or "PUT" (produce) */
+    const char *path;   /* "/" then literal segments: "/latest-news" */
+    const char *topic;  /* a valid topic name, created at start if missing */
+    sp_config_action action;
+    int64_t limit;           /* latest: records answered, 1..SP_CONFIG_ROUTE_LIMIT_MAX; else 0 */
+    const char *schema;      /* JSON Schema text, "builtin:item", or NULL */
+    const char *schema_file; /* a JSON Schema file (relative: to the working directory), or NULL */
+    int line;                /* where it is declared in the file; 0 for a default route */
+} sp_config_route;
 
 typedef struct sp_config {
     /* server.* */
@@ -85,8 +114,8 @@ typedef struct sp_config {
     int64_t sub_queue_records;    /* hub.subscriber_queue_records, 8192 per subscriber */
     int64_t sub_queue_bytes;      /* hub.subscriber_queue_bytes, 2 MiB per subscriber */
     int64_t latest_n;             /* hub.latest_n, 100 newest records cached per topic */
-    char *news_topic;  /* demo.news_topic, "latest-news" ("" disables GET /latest-news) */
-    char *items_topic; /* demo.items_topic, "items" ("" disables POST /items) */
+    char *news_topic;  /* demo.news_topic, "latest-news": the default GET /latest-news ("": off) */
+    char *items_topic; /* demo.items_topic, "items": the default POST /items ("": off) */
     char *chat_topic;  /* demo.chat_topic, "" (off); "chat" serves GET /chat on it */
     bool debug_routes; /* debug.routes, false: GET /debug/sleep?ms= for tests */
 
@@ -94,6 +123,12 @@ typedef struct sp_config {
      * a later source replaces an earlier value of the same key). */
     sp_config_kv *kafka;
     size_t kafka_len;
+
+    /* routes: from the file only. routes_declared false (no `routes:` key):
+     * the default routes on demo.*; read them through sp_config_routes. */
+    sp_config_route *routes;
+    size_t routes_len;
+    bool routes_declared;
 } sp_config;
 
 typedef enum sp_config_source {
@@ -109,6 +144,11 @@ typedef enum sp_config_source {
 #define SP_CONFIG_VALUE_MAX 65536         /* bytes of one value */
 #define SP_CONFIG_KAFKA_MAX 256           /* kafka.* pass-through entries */
 #define SP_CONFIG_DEPTH_MAX 16            /* nested mappings in the file */
+/* Declared routes: the router holds 63 routes and spate's own take about
+ * 20 of them (src/http/http_int.h SP_HTTP_MAX_ROUTES). */
+#define SP_CONFIG_ROUTES_MAX      32
+#define SP_CONFIG_ROUTE_PATH_MAX  256  /* bytes of a declared path */
+#define SP_CONFIG_ROUTE_LIMIT_MAX 1024 /* `limit` of a latest route */
 
 /* What went wrong, for one clear line on stderr. */
 typedef struct sp_config_error {
@@ -130,7 +170,8 @@ int sp_config_set(sp_config *cfg, const char *key, const char *value, sp_config_
                   const char *file, int line, sp_config_error *err);
 
 /* Loads a YAML file (a mapping, nested mappings flatten to dotted keys;
- * scalars only). Returns 0, or -errno / -EINVAL with err naming the file,
+ * scalars only, but for the `routes:` sequence, which replaces every
+ * route declared before). Returns 0, or -errno / -EINVAL with err naming the file,
  * line and key; -EFBIG past SP_CONFIG_FILE_MAX. A key given twice in one
  * file is an error. On any error cfg is unchanged (the loaders work on a
  * copy and swap it in on success). */
@@ -150,8 +191,17 @@ int sp_config_load_env(sp_config *cfg, char *const *envp, sp_config_error *err);
  * accepts back (a round trip gives the same cfg). */
 void sp_config_print(const sp_config *cfg, FILE *out);
 
-/* True when every setting and the kafka list (in order) are the same. */
+/* True when every setting, the kafka list (in order) and the effective
+ * routes (sp_config_routes, in order; `line` aside) are the same. */
 bool sp_config_equal(const sp_config *a, const sp_config *b);
+
+/* Stores the routes in effect into out (room for SP_CONFIG_ROUTES_MAX) and
+ * returns their count: the declared ones, or without a `routes:` key the
+ * defaults, GET /latest-news (action latest, limit 10) on demo.news_topic
+ * and POST /items (action produce, schema builtin:item) on
+ * demo.items_topic, each left out when its topic is "". The strings are
+ * borrowed from cfg (or static). */
+size_t sp_config_routes(const sp_config *cfg, sp_config_route *out);
 
 /* Calls fn for every known key with its help line and default, in table
  * order (for `spate help serve` and docs). */

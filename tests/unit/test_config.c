@@ -1,6 +1,6 @@
 /* Unit tests for src/core/config: defaults, value syntaxes and bounds, the
  * YAML loader and its messages, the environment, precedence, kafka
- * pass-through, and the print -> load round trip. */
+ * pass-through, declared routes, and the print -> load round trip. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -825,6 +825,273 @@ static void test_print_round_trip(void **state)
     sp_config_free(&c);
 }
 
+/* ---- routes ---------------------------------------------------------------- */
+
+static void test_routes_default(void **state)
+{
+    (void)state;
+    sp_config c;
+    sp_config_route r[SP_CONFIG_ROUTES_MAX];
+    sp_config_init(&c);
+    assert_false(c.routes_declared);
+    assert_int_equal(sp_config_routes(&c, r), 2);
+    assert_string_equal(r[0].method, "GET");
+    assert_string_equal(r[0].path, "/latest-news");
+    assert_string_equal(r[0].topic, "latest-news");
+    assert_int_equal(r[0].action, SP_CONFIG_ACTION_LATEST);
+    assert_int_equal(r[0].limit, 10);
+    assert_null(r[0].schema);
+    assert_string_equal(r[1].method, "POST");
+    assert_string_equal(r[1].path, "/items");
+    assert_string_equal(r[1].topic, "items");
+    assert_int_equal(r[1].action, SP_CONFIG_ACTION_PRODUCE);
+    assert_string_equal(r[1].schema, "builtin:item");
+    /* the demo.* keys still name the default routes' topics, "" turns one off */
+    assert_int_equal(sp_config_set(&c, "demo.news_topic", "news", SP_CONFIG_FLAG, NULL, 0, NULL),
+                     0);
+    assert_int_equal(sp_config_set(&c, "demo.items_topic", "", SP_CONFIG_FLAG, NULL, 0, NULL), 0);
+    assert_int_equal(sp_config_routes(&c, r), 1);
+    assert_string_equal(r[0].topic, "news");
+    sp_config_free(&c);
+}
+
+static void test_routes_load(void **state)
+{
+    (void)state;
+    sp_config c;
+    sp_config_error err;
+    sp_config_route r[SP_CONFIG_ROUTES_MAX];
+    sp_config_init(&c);
+    assert_int_equal(load(&c,
+                          "http: {port: 9}\n"
+                          "routes:\n"
+                          "  - {method: get, path: /news, topic: news, action: latest, limit: 3}\n"
+                          "  - method: POST\n"
+                          "    path: /orders/new\n"
+                          "    topic: orders\n"
+                          "    action: produce\n"
+                          "    schema: '{\"type\": \"object\"}'\n"
+                          "  - {method: PUT, path: /o, topic: orders, action: PRODUCE,\n"
+                          "     schema_file: ./order.json}\n"
+                          "  - {method: GET, path: /o, topic: orders, action: latest}\n",
+                          &err),
+                     0);
+    assert_true(c.routes_declared);
+    assert_int_equal(sp_config_routes(&c, r), 4);
+    assert_string_equal(r[0].method, "GET");
+    assert_int_equal(r[0].limit, 3);
+    assert_int_equal(r[0].line, 3);
+    assert_string_equal(r[1].path, "/orders/new");
+    assert_string_equal(r[1].schema, "{\"type\": \"object\"}");
+    assert_int_equal(r[1].limit, 0);
+    assert_int_equal(r[1].line, 4);
+    assert_string_equal(r[2].method, "PUT");
+    assert_int_equal(r[2].action, SP_CONFIG_ACTION_PRODUCE);
+    assert_string_equal(r[2].schema_file, "./order.json");
+    assert_int_equal(r[3].limit, 10); /* the default */
+    assert_int_equal(c.port, 9);
+    /* a second file replaces the routes; [] declares none */
+    assert_int_equal(load(&c, "routes: []\n", &err), 0);
+    assert_true(c.routes_declared);
+    assert_int_equal(sp_config_routes(&c, r), 0);
+    sp_config_free(&c);
+}
+
+static void test_routes_errors(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"routes:\n  - {method: GETT, path: /a, topic: t, action: latest}\n",
+         "spate.yaml:2: routes[0].method: 'GETT' is not one of GET, POST, PUT"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest}\n"
+         "  - method: GET\n    path: b\n",
+         "spate.yaml:4: routes[1].path: 'b' does not start with '/'"},
+        {"routes:\n  - {method: GET, path: /a, action: latest}\n",
+         "spate.yaml:2: routes[0]: missing field 'topic'"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest}\n"
+         "  - method: GET\n    path: /b\n    topic: t\n    acton: latest\n",
+         "spate.yaml:6: routes[1]: unknown field 'acton' (the fields are method, path"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest, path: /b}\n",
+         "routes[0].path: given twice"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: lately}\n",
+         "routes[0].action: 'lately' is not one of latest, produce"},
+        {"routes:\n  - {method: POST, path: /a, topic: t, action: latest}\n",
+         "routes[0].method: action latest takes GET, not POST"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: produce}\n",
+         "routes[0].method: action produce takes POST or PUT, not GET"},
+        {"routes:\n  - {method: GET, path: /v1/topics, topic: t, action: latest}\n",
+         "routes[0].path: '/v1/topics' is under /v1, which is reserved"},
+        {"routes:\n  - {method: GET, path: /v1, topic: t, action: latest}\n", "reserved"},
+        {"routes:\n  - {method: GET, path: /debug/x, topic: t, action: latest}\n", "reserved"},
+        {"routes:\n  - {method: GET, path: '/a/{t}', topic: t, action: latest}\n",
+         "routes[0].path: '/a/{t}' must be literal segments"},
+        {"routes:\n  - {method: GET, path: '/a?b', topic: t, action: latest}\n",
+         "must be literal segments"},
+        {"routes:\n  - {method: GET, path: /a//b, topic: t, action: latest}\n",
+         "must be literal segments"},
+        {"routes:\n  - {method: GET, path: /a/, topic: t, action: latest}\n", "ends in '/'"},
+        {"routes:\n  - {method: GET, path: /a/../b, topic: t, action: latest}\n",
+         "has a '.' or '..' segment"},
+        {"routes:\n  - {method: GET, path: /1/2/3/4/5/6/7/8/9/10/11/12/13/14/15/16/17, topic: t, "
+         "action: latest}\n",
+         "more than 16 segments"},
+        {"routes:\n  - {method: GET, path: /a, topic: 'a b', action: latest}\n",
+         "routes[0].topic: 'a b' is not a topic name"},
+        {"routes:\n  - {method: GET, path: /a, topic: '..', action: latest}\n",
+         "is not a topic name"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest, limit: 0}\n",
+         "routes[0].limit: '0' is not a whole number from 1 to 1024"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest, limit: 1025}\n",
+         "from 1 to 1024"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest, limit: ten}\n",
+         "from 1 to 1024"},
+        {"routes:\n  - {method: POST, path: /a, topic: t, action: produce, limit: 5}\n",
+         "routes[0].limit: only a latest route has a limit"},
+        {"routes:\n  - {method: POST, path: /a, topic: t, action: produce, schema: x}\n",
+         "routes[0].schema: must be JSON Schema text of an object"},
+        {"routes:\n  - {method: POST, path: /a, topic: t, action: produce, schema: builtin:it}\n",
+         "the only builtin schema is builtin:item"},
+        {"routes:\n  - {method: POST, path: /a, topic: t, action: produce, schema: {type: x}}\n",
+         "routes[0].schema: expected a single value, found a mapping (write the JSON Schema"},
+        {"routes:\n  - {method: POST, path: /a, topic: t, action: produce, schema: builtin:item,\n"
+         "     schema_file: f.json}\n",
+         "routes[0]: give schema or schema_file, not both"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest}\n"
+         "  - {method: GET, path: /a, topic: u, action: latest}\n",
+         "spate.yaml:3: routes[1]: GET /a is already declared by routes[0] (line 2)"},
+        {"routes:\n  - {method: GET, path: /a, topic: t, action: latest}\nroutes: []\n",
+         "spate.yaml:3: routes: set twice (first on line 1)"},
+        {"routes:\n  - {method: GET, path:, topic: t, action: latest}\n",
+         "routes[0].path: no value given"},
+        {"routes:\n  - {method: GET, path: '', topic: t, action: latest}\n",
+         "routes[0].path: the value must not be empty"},
+        {"routes:\n  - {method: [GET], path: /a, topic: t, action: latest}\n",
+         "routes[0].method: expected a single value, found a list"},
+        {"routes:\n  - {method: &m GET, path: /a, topic: t, action: latest}\n"
+         "  - {method: *m, path: /b, topic: t, action: latest}\n",
+         "routes[1].method: expected a single value, found an alias"},
+        {"routes:\n  - {? [a]: 1}\n", "routes[0]: a field name must be a single word, not a list"},
+        {"routes:\n  - /a\n", "spate.yaml:2: routes[0]: a route is a mapping of fields"},
+        {"routes:\n  - [GET, /a]\n", "routes[0]: a route is a mapping of fields"},
+        {"routes:\n", "spate.yaml:1: routes: expected a list of routes (write routes: [] to"},
+        {"routes: /a\n", "routes: expected a list of routes"},
+        {"routes: {a: 1}\n", "unknown setting 'routes'"},
+        {"demo:\n  routes: []\n", "unknown setting 'demo.routes'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_load_error(cases[i][0], cases[i][1]);
+}
+
+static void test_routes_limit_and_atomic(void **state)
+{
+    (void)state;
+    char yaml[8192];
+    size_t n = (size_t)snprintf(yaml, sizeof yaml, "routes:\n");
+    for (int i = 0; i <= SP_CONFIG_ROUTES_MAX; i++)
+        n += (size_t)snprintf(yaml + n, sizeof yaml - n,
+                              "  - {method: GET, path: /r%d, topic: t, action: latest}\n", i);
+    expect_load_error(yaml, "routes[32]: more than 32 routes");
+    /* 32 load; a bad field later in the file leaves cfg as it was */
+    char *last = strstr(yaml, "  - {method: GET, path: /r32,");
+    *last = '\0';
+    sp_config c;
+    sp_config_error err;
+    sp_config_route r[SP_CONFIG_ROUTES_MAX];
+    sp_config_init(&c);
+    assert_int_equal(load(&c, yaml, &err), 0);
+    assert_int_equal(sp_config_routes(&c, r), SP_CONFIG_ROUTES_MAX);
+    sp_config before;
+    sp_config_init(&before);
+    assert_int_equal(load(&before, yaml, &err), 0);
+    assert_int_equal(load(&c,
+                          "routes:\n  - {method: GET, path: /x, topic: x, action: latest}\n"
+                          "http: {port: -1}\n",
+                          &err),
+                     -EINVAL);
+    assert_true(sp_config_equal(&c, &before));
+    assert_int_equal(load(&c, "routes:\n  - {method: GET, path: /x, topic: x", &err), -EINVAL);
+    assert_true(sp_config_equal(&c, &before));
+    sp_config_free(&before);
+    sp_config_free(&c);
+}
+
+static void test_routes_env_flags(void **state)
+{
+    (void)state;
+    expect_set_error("routes", "[]", "--set routes: routes are declared in the configuration file");
+    sp_config c, def;
+    sp_config_error err;
+    sp_config_init(&c);
+    sp_config_init(&def);
+    char *envp[] = {"SPATE_ROUTES=[]", NULL};
+    assert_int_equal(sp_config_load_env(&c, envp, &err), 0); /* not a setting: ignored */
+    assert_true(sp_config_equal(&c, &def));
+    sp_config_free(&c);
+    sp_config_free(&def);
+}
+
+static void test_routes_print_round_trip(void **state)
+{
+    (void)state;
+    sp_config c, d;
+    sp_config_error err;
+    sp_config_init(&c);
+    sp_config_init(&d);
+    /* without routes: the defaults print, and load back equal */
+    char *text = print_to_string(&c);
+    assert_non_null(strstr(text, "routes:\n  - {method: GET, path: \"/latest-news\", topic: "
+                                 "\"latest-news\", action: latest, limit: 10}\n  - {method: POST, "
+                                 "path: \"/items\", topic: \"items\", action: produce, schema: "
+                                 "\"builtin:item\"}\n"));
+    free(text);
+    round_trip(&c);
+    /* declared ones equal to the defaults are equal; a change is not */
+    assert_int_equal(
+        load(&d,
+             "routes:\n"
+             "  - {method: GET, path: /latest-news, topic: latest-news, action: latest}\n"
+             "  - {method: POST, path: /items, topic: items, action: produce,\n"
+             "     schema: builtin:item}\n",
+             &err),
+        0);
+    assert_true(sp_config_equal(&c, &d));
+    assert_int_equal(load(&d,
+                          "routes:\n"
+                          "  - {method: GET, path: /latest-news, topic: latest-news, action: "
+                          "latest, limit: 11}\n"
+                          "  - {method: POST, path: /items, topic: items, action: produce,\n"
+                          "     schema: builtin:item}\n",
+                          &err),
+                     0);
+    assert_false(sp_config_equal(&c, &d));
+    /* awkward strings survive */
+    assert_int_equal(
+        load(&c,
+             "routes:\n"
+             "  - {method: PUT, path: /a.b/c_d~e-f, topic: t.1_x-y, action: produce,\n"
+             "     schema: \"{\\\"type\\\": \\\"object\\\", \\\"description\\\": \\\"a "
+             "\\\\\\\"q\\\\\\\" "
+             "\\u2028 # \\\\n\\\"}\\n\\t\"}\n"
+             "  - {method: POST, path: /f, topic: f, action: produce, schema_file: \"d i r/\\u00e9 "
+             "'s\\\"\"}\n"
+             "  - {method: GET, path: /, topic: g, action: latest, limit: 1024}\n",
+             &err),
+        0);
+    round_trip(&c);
+    text = print_to_string(&c);
+    assert_non_null(strstr(text, "  - {method: GET, path: \"/\", topic: \"g\", action: latest, "
+                                 "limit: 1024}\n"));
+    free(text);
+    assert_int_equal(load(&c, "routes: []\n", &err), 0);
+    text = print_to_string(&c);
+    assert_non_null(strstr(text, "\nroutes: []\n"));
+    free(text);
+    round_trip(&c);
+    assert_false(sp_config_equal(&c, &d));
+    sp_config_free(&c);
+    sp_config_free(&d);
+}
+
 /* libfyaml 0.7.12 leaks on runs of '' in single-quoted scalars (upstream
  * #233); the loader decodes those itself. LSan checks the leak is gone,
  * and the same text without runs (decoded by libfyaml) checks the folding. */
@@ -950,6 +1217,12 @@ int main(void)
         cmocka_unit_test(test_single_quoted_runs),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_file_too_big),
+        cmocka_unit_test(test_routes_default),
+        cmocka_unit_test(test_routes_load),
+        cmocka_unit_test(test_routes_errors),
+        cmocka_unit_test(test_routes_limit_and_atomic),
+        cmocka_unit_test(test_routes_env_flags),
+        cmocka_unit_test(test_routes_print_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
