@@ -146,7 +146,9 @@ static bool same_json(sp_slice a, sp_slice b)
     return same;
 }
 
-/* An existing topic keeps its schema: a route may only repeat it. */
+/* An existing topic keeps its schema: a route may only repeat it. A topic
+ * without one (made outside spate, e.g. with Kafka's tools) takes the
+ * route's. */
 static int check_existing(sp_hub *hub, const sp_api_route *r, sp_slice schema, char *err,
                           size_t errlen)
 {
@@ -154,12 +156,16 @@ static int check_existing(sp_hub *hub, const sp_api_route *r, sp_slice schema, c
     sp_buf_init(&have, SP_BUF_UNLIMITED);
     bool has = sp_hub_topic_schema(hub, r->topic, &have);
     int rc = 0;
-    if (!has)
-        rc = route_fail(r, -EINVAL, err, errlen,
-                        "topic '%s' exists without a schema; drop the route's schema or "
-                        "recreate the topic with it",
-                        r->topic);
-    else if (!same_json(sp_buf_slice(&have), schema))
+    char why[400] = "";
+    if (!has) {
+        rc = sp_hub_topic_attach_schema(hub, r->topic, schema.base, schema.len, why, sizeof why);
+        if (rc == 0)
+            SP_LOG_INFO("gave an existing topic the schema of a declared route",
+                        SP_LF_STR("topic", r->topic) SP_LF_STR("route", r->label));
+        else
+            rc = route_fail(r, rc, err, errlen, "cannot give topic '%s' the route's schema: %s",
+                            r->topic, why[0] ? why : strerror(-rc));
+    } else if (!same_json(sp_buf_slice(&have), schema))
         rc = route_fail(r, -EINVAL, err, errlen,
                         "topic '%s' exists with a different schema; drop the route's schema "
                         "to keep the topic's, or recreate the topic",

@@ -670,6 +670,34 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
     return rc;
 }
 
+int sp_hub_topic_attach_schema(sp_hub *hub, const char *name, const char *schema, size_t schema_len,
+                               char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (hub->locals)
+        return -EBUSY;
+    sp__hub_topic *t = registry_find(hub, name);
+    if (!t)
+        return -ENOENT;
+    int rc = t->schema ? -EEXIST : 0;
+    sp_hub_schema *compiled = NULL;
+    if (rc == 0 && !(compiled = compile_schema(hub, schema, schema_len, err, errlen)))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = save_schema(hub, name, schema, schema_len);
+    if (rc == 0) {
+        t->schema = compiled;
+        t->schema_text = sp_xmalloc(schema_len + 1);
+        memcpy(t->schema_text, schema, schema_len);
+        t->schema_text[schema_len] = '\0';
+        t->schema_len = schema_len;
+    } else {
+        sp_hub_schema_release(compiled);
+    }
+    sp__hub_topic_unref(t);
+    return rc;
+}
+
 int sp_hub_topic_delete(sp_hub *hub, const char *name)
 {
     uv_mutex_lock(&hub->change_lock);

@@ -120,6 +120,13 @@ sp_backend *sp_hub_backend(sp_hub *hub);
 int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_config *cfg,
                         const char *schema, size_t schema_len, char *errbuf, size_t errlen);
 int sp_hub_topic_delete(sp_hub *hub, const char *name);
+/* Gives an existing topic that has no schema one (a topic made outside
+ * spate, e.g. on Kafka, that a declared route validates). Only before
+ * sp_hub_attach_loops (handlers read schemas without locks). Returns 0,
+ * -ENOENT, -EEXIST (it has a schema), -EBUSY (loops attached) or -EINVAL
+ * (bad schema: message in errbuf). */
+int sp_hub_topic_attach_schema(sp_hub *hub, const char *name, const char *schema, size_t schema_len,
+                               char *errbuf, size_t errlen);
 bool sp_hub_topic_exists(sp_hub *hub, const char *name);
 /* Appends the topic's schema JSON text to out; returns false when the
  * topic has none or does not exist. */

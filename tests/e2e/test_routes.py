@@ -285,3 +285,22 @@ def test_bad_declarations_at_start(tmp_path, routes, want):
     lines = [json.loads(line) for line in err.splitlines()]  # every line is a JSON log line
     assert not any(e["msg"] == "listening" for e in lines), err
     assert any(e["level"] == "error" and want in e.get("error", "") for e in lines), err
+
+
+def test_existing_topic_without_schema_takes_the_routes(spate_factory, tmp_path):
+    # a topic made without a schema (on Kafka: by another tool), then a
+    # route that validates it: the topic takes the route's schema
+    plain = write(tmp_path / "plain.yaml", "routes:\n"
+                  "  - {method: POST, path: /o, topic: orders, action: produce}\n")
+    srv = spate_factory(args=["--config", plain])
+    data = srv.data_dir
+    with Api(srv.port) as api:
+        assert api.post("/o", {"anything": True}).status_code == 200
+        assert api.describe("orders")["schema"] is None
+    srv.stop()
+    srv = spate_factory(args=["--config", custom_config(tmp_path), "--data-dir", data])
+    with Api(srv.port) as api:
+        assert api.describe("orders")["schema"] == ORDER_SCHEMA
+        assert api.post("/shop/orders", {"sku": "bad"}).status_code == 422
+        assert api.post("/shop/orders", {"sku": "AAA", "qty": 1}).json()["offset"] == 1
+    srv.stop()
