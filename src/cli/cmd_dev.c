@@ -308,7 +308,8 @@ static void usage(FILE *out)
           "nothing survives a restart, and it is not a performance model of Kafka.\n\n"
           "  --brokers N      brokers, ids 1..N (default 3, at most 32)\n"
           "  --partitions N   partitions of the --topic topics (default 3)\n"
-          "  --topic NAME     create NAME at start (repeatable). Topics a producer\n"
+          "  --topic NAME     create NAME at start (repeatable; without any, the demo's\n"
+          "                   latest-news and items). Topics a producer\n"
           "                   first names are auto-created with 4 partitions (the mock's\n"
           "                   fixed default); the mock has no CreateTopics API.\n"
           "  --port-file F    also write the bootstrap address to F\n\n"
@@ -414,6 +415,10 @@ static int start_cluster(dev *d)
         fprintf(stderr, "spate dev kafka: cannot start the mock cluster\n");
         rd_kafka_destroy(d->rk);
         return 1;
+    }
+    if (d->ntopics == 0) { /* the news demo's topics, so serve --kafka works at once */
+        d->topics[d->ntopics++] = "latest-news";
+        d->topics[d->ntopics++] = "items";
     }
     for (int i = 0; i < d->ntopics; i++) {
         rd_kafka_resp_err_t e =
