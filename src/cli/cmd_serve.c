@@ -23,6 +23,7 @@
 #include "core/time.h"
 #include "http/http.h"
 #include "hub/hub.h"
+#include "kafka/kafka.h"
 #include "store/store.h"
 
 extern char **environ;
@@ -40,6 +41,8 @@ static const struct {
     {"data-dir", "server.data_dir", "DIR", "where the embedded log lives (default ./data)"},
     {"shutdown-timeout", "server.shutdown_timeout", "DUR", "graceful drain bound (default 10s)"},
     {"log-level", "log.level", "LEVEL", "debug, info, warn or error (default info)"},
+    {"kafka", "kafka.bootstrap.servers", "HOSTS",
+     "run on Kafka (host:port,...) instead of the embedded log"},
 };
 
 enum { OPT_CONFIG = 1000, OPT_PRINT, OPT_SET, OPT_ACCESS_LOG, OPT_FLAG_BASE = 2000 };
@@ -314,6 +317,27 @@ typedef struct server_parts {
     sp_api api;
 } server_parts;
 
+/* The Kafka bootstrap servers when Kafka mode is on (kafka.bootstrap.servers
+ * set by the file, SPATE_KAFKA_BOOTSTRAP or --kafka), else NULL. */
+static const char *kafka_bootstrap(const sp_config *cfg)
+{
+    for (size_t i = 0; i < cfg->kafka_len; i++)
+        if (strcmp(cfg->kafka[i].key, "bootstrap.servers") == 0 && cfg->kafka[i].value[0])
+            return cfg->kafka[i].value;
+    return NULL;
+}
+
+static int open_kafka(const sp_config *cfg, server_parts *p)
+{
+    char err[512] = "";
+    int rc = sp_kafka_backend_open(cfg->kafka, cfg->kafka_len, &p->be, err, sizeof err);
+    if (rc != 0)
+        SP_LOG_ERROR("cannot start the Kafka backend",
+                     SP_LF_STR("bootstrap", kafka_bootstrap(cfg))
+                         SP_LF_STR("error", err[0] ? err : strerror(-rc)));
+    return rc;
+}
+
 static int open_embedded(const sp_config *cfg, server_parts *p)
 {
     char dir[4096], err[512] = "";
@@ -338,7 +362,7 @@ static int open_embedded(const sp_config *cfg, server_parts *p)
 static int open_backend(const sp_config *cfg, server_parts *p)
 {
     char err[512] = "";
-    int rc = open_embedded(cfg, p);
+    int rc = kafka_bootstrap(cfg) ? open_kafka(cfg, p) : open_embedded(cfg, p);
     if (rc != 0)
         return rc;
     sp_hub_options ho;
@@ -423,7 +447,8 @@ static int run_server(const sp_config *cfg)
     SP_LOG_INFO("listening",
                 SP_LF_STR("host", cfg->host) SP_LF_INT("port", sp_http_server_port(p.srv))
                     SP_LF_INT("threads", o.threads) SP_LF_STR("data_dir", cfg->data_dir)
-                        SP_LF_STR("version", SPATE_VERSION));
+                        SP_LF_STR("backend", sp_backend_name(p.be))
+                            SP_LF_STR("version", SPATE_VERSION));
     exit_code = wait_for_signal(p.srv);
     SP_LOG_INFO("stopped", SP_LF_INT("exit_code", exit_code));
 out:

@@ -78,7 +78,7 @@ class DevKafka:
 
 def need_kcat():
     if not shutil.which("kcat"):
-        pytest.skip("kcat is not installed (Debian package kcat)")
+        pytest.fail("kcat is not installed (Debian package kcat; scripts/install-deps.sh test)")
 
 
 def kcat_produce(bootstrap, topic, lines, key_sep=":", headers=()):
