@@ -6,8 +6,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <string.h>
+#include <uv.h>
 
 #include "api/api_int.h"
+#include "core/alloc.h"
 
 static void list_topics(sp_http_req *req, void *udata)
 {
@@ -86,19 +89,103 @@ static void describe_topic(sp_http_req *req, void *udata)
         respond_topic(req, api, name, 200);
 }
 
+/* Topic creation and deletion wait for the backend. The embedded store
+ * takes a few fsyncs: done inline, so a pipelined request after them on
+ * the same connection sees their effect (RFC 9112 wants unsafe requests
+ * processed in order). Kafka's Admin API may take up to
+ * kafka.spate.admin_timeout: that runs on libuv's thread pool and the
+ * answer is sent from the request's loop, so a slow broker never stalls
+ * the loop's other connections (a pipelined request behind it may then run
+ * first: holding it back needs a per-connection barrier in src/http). */
+typedef struct admin_op {
+    uv_work_t work;
+    sp_http_req *req;
+    sp_api *api;
+    bool create;
+    sp_store_topic_config cfg;
+    char *schema; /* NULL: none */
+    int rc;
+    char err[512];
+    char name[SP_API_TOPIC_MAX + 1];
+} admin_op;
+
+static void admin_work(uv_work_t *w)
+{
+    admin_op *op = w->data;
+    op->err[0] = '\0';
+    op->rc = op->create
+                 ? sp_hub_topic_create(op->api->hub, op->name, &op->cfg, op->schema,
+                                       op->schema ? strlen(op->schema) : 0, op->err, sizeof op->err)
+                 : sp_hub_topic_delete(op->api->hub, op->name);
+}
+
+/* The status and detail of a backend failure common to both operations. */
+static void admin_failed(sp_http_req *req, const admin_op *op)
+{
+    const char *what = op->create ? "Cannot create" : "Cannot delete";
+    if (op->rc == -ETIMEDOUT)
+        sp__api_errorf(req, 504,
+                       "%s topic '%s': the backend did not confirm in time; it may or may "
+                       "not have happened",
+                       what, op->name);
+    else if (op->rc == -ENOTCONN || op->rc == -EAGAIN)
+        sp__api_errorf(req, 503, "%s topic '%s': the backend is unavailable (%s)", what, op->name,
+                       strerror(-op->rc));
+    else if (op->rc == -ENOSPC)
+        sp__api_errorf(req, 507, "%s topic '%s': %s", what, op->name, strerror(-op->rc));
+    else
+        sp__api_errorf(req, 500, "%s topic '%s': %s", what, op->name,
+                       op->err[0] ? op->err : strerror(-op->rc));
+}
+
+static void admin_done(uv_work_t *w, int status)
+{
+    admin_op *op = w->data;
+    (void)status; /* never cancelled: the work is queued and run */
+    sp_http_req *req = op->req;
+    if (op->rc == 0 && op->create)
+        respond_topic(req, op->api, op->name, 201);
+    else if (op->rc == 0)
+        sp_http_respond(req, 204, NULL, 0, SP_SLICE_NULL);
+    else if (op->rc == -EEXIST && op->create)
+        sp__api_errorf(req, 409, "Topic '%s' already exists", op->name);
+    else if (op->rc == -EINVAL && op->create)
+        sp__api_errorf(req, 422, "Invalid topic: %s", op->err[0] ? op->err : "bad configuration");
+    else if (op->rc == -ENOENT && !op->create)
+        sp__api_errorf(req, 404, "Topic '%s' not found", op->name);
+    else
+        admin_failed(req, op);
+    free(op->schema);
+    free(op);
+}
+
+static void admin_start(sp_http_req *req, admin_op *op)
+{
+    op->req = req;
+    op->work.data = op;
+    if (sp_backend_store(sp_hub_backend(op->api->hub))) { /* embedded: inline */
+        admin_work(&op->work);
+        admin_done(&op->work, 0);
+        return;
+    }
+    int rc = uv_queue_work(&sp_http_req_loop(req)->uv, &op->work, admin_work, admin_done);
+    if (rc != 0) { /* only when the loop is closing */
+        sp__api_errorf(req, 503, "Cannot queue the topic operation: %s", uv_strerror(rc));
+        free(op->schema);
+        free(op);
+    }
+}
+
 static void delete_topic(sp_http_req *req, void *udata)
 {
     sp_api *api = udata;
-    char name[SP_API_TOPIC_MAX + 1];
-    if (!sp__api_topic_param(req, api, name, false))
+    admin_op *op = sp_xcalloc(1, sizeof *op);
+    op->api = api;
+    if (!sp__api_topic_param(req, api, op->name, false)) {
+        free(op);
         return;
-    int rc = sp_hub_topic_delete(api->hub, name);
-    if (rc == -ENOENT)
-        sp__api_errorf(req, 404, "Topic '%s' not found", name);
-    else if (rc != 0)
-        sp__api_errorf(req, 500, "Deleting topic '%s' failed: %s", name, strerror(-rc));
-    else
-        sp_http_respond(req, 204, NULL, 0, SP_SLICE_NULL);
+    }
+    admin_start(req, op);
 }
 
 /* Reads an optional non-negative integer member; false on a wrong type. */
@@ -167,21 +254,13 @@ static void create_topic(sp_http_req *req, void *udata)
     sp_store_topic_config cfg;
     if (parse_create(req, doc, name, &cfg)) {
         json_t *schema = json_object_get(doc, "schema");
-        char *text = schema && !json_is_null(schema) ? json_dumps(schema, JSON_COMPACT) : NULL;
-        char err[512];
-        int rc = sp_hub_topic_create(api->hub, name, &cfg, text, text ? strlen(text) : 0, err,
-                                     sizeof err);
-        free(text);
-        if (rc == -EEXIST)
-            sp__api_errorf(req, 409, "Topic '%s' already exists", name);
-        else if (rc == -EINVAL)
-            sp__api_errorf(req, 422, "Invalid topic: %s", err[0] ? err : "bad configuration");
-        else if (rc == -ENOSPC)
-            sp__api_errorf(req, 507, "Cannot create topic '%s': %s", name, strerror(-rc));
-        else if (rc != 0)
-            sp__api_errorf(req, 500, "Cannot create topic '%s': %s", name, strerror(-rc));
-        else
-            respond_topic(req, api, name, 201);
+        admin_op *op = sp_xcalloc(1, sizeof *op);
+        op->api = api;
+        op->create = true;
+        op->cfg = cfg;
+        op->schema = schema && !json_is_null(schema) ? json_dumps(schema, JSON_COMPACT) : NULL;
+        memcpy(op->name, name, sizeof op->name);
+        admin_start(req, op);
     }
     json_decref(doc);
 }

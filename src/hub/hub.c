@@ -650,14 +650,11 @@ int sp_hub_topic_create(sp_hub *hub, const char *name, const sp_store_topic_conf
     if (schema && !(compiled = compile_schema(hub, schema, schema_len, err, errlen)))
         return -EINVAL;
     int rc = sp_backend_topic_create(hub->be, name, cfg);
-    if (rc == 0 && schema)
-        rc = save_schema(hub, name, schema, schema_len);
+    if (rc == 0 && schema && (rc = save_schema(hub, name, schema, schema_len)) != 0)
+        sp_backend_topic_delete(hub->be, name); /* no topic without its schema */
     sp_hub_schema_release(compiled);
-    if (rc != 0) {
-        if (rc != -EEXIST && rc != -EINVAL)
-            sp_backend_topic_delete(hub->be, name);
-        return rc;
-    }
+    if (rc != 0)
+        return rc; /* a backend failure (even a timeout) is the backend's to settle */
     uv_mutex_lock(&hub->change_lock);
     sp__hub_topic *t = registry_find(hub, name); /* adopted in the meantime */
     if (t) {

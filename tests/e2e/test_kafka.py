@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -425,4 +426,31 @@ def test_serve_leader_move_mid_stream(dev, kafka_spate):
     for offs in per.values():
         assert offs == sorted(offs) and len(set(offs)) == len(offs)
     s.close()
+    rest.close()
+
+
+def test_serve_topic_admin_never_stalls_the_loop(dev, kafka_spate):
+    # The dev broker (librdkafka 2.0.2's mock) never answers CreateTopics:
+    # the request ends in a 504 after kafka.spate.admin_timeout, and in the
+    # meantime the same loop (one thread) keeps serving other connections.
+    srv = kafka_spate("kafka.spate.admin_timeout=1500", "server.threads=1")
+    rest = Rest(srv)
+    out = {}
+
+    def create():
+        out["r"] = timed(lambda: Rest(srv).request("POST", "/v1/topics",
+                                                   {"name": "never", "partitions": 2}))
+    th = threading.Thread(target=create)
+    th.start()
+    time.sleep(0.3)
+    with Conn(srv.port) as c:
+        for _ in range(5):
+            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                       c.read_response())[1])
+            assert r.status == 200 and took < 0.5 * SLOW, (r.status, took)
+    th.join(30 * SLOW)
+    (status, body), took = out["r"]
+    assert status == 504, (status, body)
+    assert "did not confirm in time" in body["detail"], body
+    assert 1.0 < took < 1.5 + 5 * SLOW, took
     rest.close()
