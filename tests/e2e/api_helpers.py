@@ -9,6 +9,7 @@ start-up wait, same clean-exit and clean-stderr checks at stop).
 import json
 import os
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -22,6 +23,17 @@ NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 # ---- Kafka's default partitioner -------------------------------------------
+
+def wait_for(fn, what, timeout=3.0):
+    """Polls fn() until it returns a true value; returns that value."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = fn()
+        if v:
+            return v
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.01)
+
 
 def _i32(x):
     x &= 0xFFFFFFFF

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from api_helpers import (JSON, NDJSON, SWAGGER_DIR, Api, config_has_key, kafka_partition, murmur2,
-                         raw_request, restartable, run_cli)  # noqa: F401 (restartable is a fixture)
+from api_helpers import (JSON, NDJSON, SWAGGER_DIR, Api, kafka_partition, murmur2,
+                         raw_request, restartable, run_cli, wait_for)  # noqa: F401 (restartable is a fixture)
 from conftest import SLOW
 from spate_http import Conn
 
@@ -32,17 +32,6 @@ CT_415 = ("Unsupported Content-Type: send application/json (a value or an array 
 def api(shared_spate):
     with Api(shared_spate.port) as a:
         yield a
-
-
-def wait_for(fn, what, timeout=3.0):
-    """Polls fn() until it returns a true value; returns that value."""
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.01)
 
 
 def values(records):

@@ -14,11 +14,10 @@ schema_file) exit non-zero with a log line naming the route.
 import json
 import os
 import subprocess
-import time
 
 import pytest
 
-from api_helpers import Api
+from api_helpers import Api, wait_for
 from conftest import SLOW, spate_bin
 
 ORDER_SCHEMA = {
@@ -29,17 +28,6 @@ ORDER_SCHEMA = {
     "additionalProperties": False,
 }
 NOTE_SCHEMA = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
-
-
-def wait_for(fn, what, timeout=3.0):
-    """Polls fn() until it returns a true value; returns that value."""
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.01)
 
 
 def write(path, text):
