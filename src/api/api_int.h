@@ -22,13 +22,16 @@ bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_
                        uint64_t *out);
 
 /* A produce request's records, parsed and checked (validate.c). `raw[i]`
- * is the i-th record's bytes exactly as sent; `doc[i]` its parsed form. */
+ * is the i-th record's bytes exactly as sent; `doc[i]` its parsed form.
+ * For one record raw/doc point into the struct itself: never copy it. */
 typedef struct sp__api_batch {
     sp_slice *raw;
     void **doc; /* json_t *, borrowed from root */
     void *root; /* json_t * owning every doc */
     size_t n;
     bool is_batch; /* array or NDJSON: 422 locations carry the index */
+    sp_slice raw1; /* raw and doc of a one-record body, without allocating */
+    void *doc1;
 } sp__api_batch;
 
 /* Parses the request body by Content-Type (JSON value, JSON array, or

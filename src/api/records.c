@@ -10,6 +10,7 @@
  * outcome is unknown, the records may still become durable). ack=none
  * answers 202 at once; failures are counted and logged. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "api/api_int.h"
@@ -17,29 +18,130 @@
 #include "core/log.h"
 #include "core/time.h"
 
-#define MAX_KEY 1024
+#define MAX_KEY       1024
+#define RECS_ON_STACK 16 /* records of a request described without an allocation */
 
 /* ---- produce -------------------------------------------------------------- */
 
-typedef struct produce_op {
-    sp_http_req *req;
+/* Acknowledgement deadlines. Every durable produce waits at most
+ * api.ack_timeout_ms, the same for all requests of one sp_api, so the
+ * waiting requests of a loop expire in arrival order: one list per (loop,
+ * api), oldest first, and one timer per list armed for the oldest deadline
+ * (not a uv_timer per request). An acknowledgement unlinks its request in
+ * O(1) and leaves the timer alone; when the timer fires it answers 504 to
+ * every request past its deadline and re-arms for the new oldest. The list
+ * exists while requests wait: the timer keeps its loop alive meanwhile (as
+ * an outstanding acknowledgement must, see sp_loop_close_inbox), and the
+ * last request out closes it, so no handle outlives its work. Lists are
+ * found through a thread-local chain: each loop runs on its own thread. */
+typedef struct produce_op produce_op;
+
+typedef struct ack_wait {
     uv_timer_t timer;
-    unsigned refs; /* the ack and the timer */
-    bool answered;
-    int64_t timestamp; /* producer-supplied, or -1 */
+    sp_loop *loop;
+    const sp_api *api;
+    produce_op *head, *tail; /* unanswered requests, oldest first */
+    struct ack_wait *next;   /* this thread's other lists */
+} ack_wait;
+
+static _Thread_local ack_wait *tl_waits;
+
+struct produce_op {
+    sp_http_req *req;
+    ack_wait *wait;          /* the list holding it; NULL once answered */
+    produce_op *prev, *next; /* in wait's list */
+    uint64_t deadline;       /* uv_now() ms */
+    int64_t timestamp;       /* producer-supplied, or -1 */
     size_t n;
     void (*respond)(sp_http_req *req, const sp_store_ack *ack, int64_t ts, size_t n);
-} produce_op;
+};
 
-static void op_unref(produce_op *op)
+static void wait_closed(uv_handle_t *h)
 {
-    if (--op->refs == 0)
-        free(op);
+    free(h->data);
 }
 
-static void on_timer_closed(uv_handle_t *h)
+/* Detaches an empty list from this thread and closes its timer. */
+static void wait_close(ack_wait *w)
 {
-    op_unref(h->data);
+    for (ack_wait **pp = &tl_waits; *pp; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    uv_close((uv_handle_t *)&w->timer, wait_closed);
+}
+
+static void wait_unlink(produce_op *op)
+{
+    ack_wait *w = op->wait;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        w->head = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        w->tail = op->prev;
+    op->wait = NULL;
+    if (!w->head)
+        wait_close(w);
+}
+
+static void on_ack_timeout(uv_timer_t *t);
+
+static void wait_arm(ack_wait *w)
+{
+    uint64_t now = uv_now(w->timer.loop);
+    uv_timer_start(&w->timer, on_ack_timeout, w->head->deadline > now ? w->head->deadline - now : 0,
+                   0);
+}
+
+static void on_ack_timeout(uv_timer_t *t)
+{
+    ack_wait *w = t->data;
+    uint64_t now = uv_now(t->loop);
+    while (w->head && w->head->deadline <= now) {
+        produce_op *op = w->head;
+        bool last = op->next == NULL;
+        wait_unlink(op); /* closes w when op was the last */
+        sp_http_respond_error(op->req, 504,
+                              "Timed out waiting for the durable acknowledgement; "
+                              "the records may or may not have been stored");
+        if (last)
+            return;
+    }
+    wait_arm(w);
+}
+
+/* Appends op to its loop's list, creating the list (and its timer) when
+ * this is the only request waiting. */
+static void wait_add(sp_loop *loop, const sp_api *api, produce_op *op)
+{
+    ack_wait *w = tl_waits;
+    while (w && (w->loop != loop || w->api != api))
+        w = w->next;
+    bool fresh = w == NULL;
+    if (fresh) {
+        w = sp_xcalloc(1, sizeof *w);
+        uv_timer_init(&loop->uv, &w->timer);
+        w->timer.data = w;
+        w->loop = loop;
+        w->api = api;
+        w->next = tl_waits;
+        tl_waits = w;
+    }
+    op->deadline = uv_now(&loop->uv) + api->opts.ack_timeout_ms;
+    op->wait = w;
+    op->next = NULL;
+    op->prev = w->tail;
+    if (w->tail)
+        w->tail->next = op;
+    else
+        w->head = op;
+    w->tail = op;
+    if (fresh)
+        wait_arm(w);
 }
 
 /* Maps a backend error to an HTTP answer. */
@@ -74,6 +176,25 @@ static void respond_errno(sp_http_req *req, int err, const char *topic)
     }
 }
 
+/* Appends {"id":"P-O","partition":P,"offset":O,"timestamp":T} after sep;
+ * the caller reserved room. */
+static void append_position(sp_buf *b, const char *sep, uint32_t partition, uint64_t offset,
+                            int64_t ts)
+{
+    sp_buf_append_cstr(b, sep);
+    sp_buf_append_cstr(b, "{\"id\":\"");
+    sp_buf_append_u64(b, partition);
+    sp_buf_putc(b, '-');
+    sp_buf_append_u64(b, offset);
+    sp_buf_append_cstr(b, "\",\"partition\":");
+    sp_buf_append_u64(b, partition);
+    sp_buf_append_cstr(b, ",\"offset\":");
+    sp_buf_append_u64(b, offset);
+    sp_buf_append_cstr(b, ",\"timestamp\":");
+    sp_buf_append_i64(b, ts);
+    sp_buf_putc(b, '}');
+}
+
 static void respond_records(sp_http_req *req, const sp_store_ack *ack, int64_t ts, size_t n)
 {
     sp_buf *b = sp_http_req_scratch(req);
@@ -84,43 +205,25 @@ static void respond_records(sp_http_req *req, const sp_store_ack *ack, int64_t t
         return;
     }
     sp_buf_append_cstr(b, "{\"records\":[");
-    for (size_t i = 0; i < n; i++) {
-        unsigned long long off = ack->base_offset + i;
-        sp_buf_printf(b,
-                      "%s{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld}",
-                      i ? "," : "", ack->partition, off, ack->partition, off,
-                      (long long)(ts >= 0 ? ts : ack->timestamp));
-    }
+    for (size_t i = 0; i < n; i++) /* appends, not printf: this runs per record */
+        append_position(b, i ? "," : "", ack->partition, ack->base_offset + i,
+                        ts >= 0 ? ts : ack->timestamp);
     sp_buf_append_cstr(b, "]}");
     sp_http_respond_json(req, 200, sp_buf_slice(b));
 }
 
+/* Runs exactly once per durable request, answered or timed out. */
 static void on_ack(void *arg, const sp_store_ack *ack)
 {
     produce_op *op = arg;
-    if (!op->answered) {
-        op->answered = true;
-        uv_timer_stop(&op->timer);
+    if (op->wait) {
+        wait_unlink(op);
         if (ack->status != 0)
             respond_errno(op->req, ack->status, "");
         else
             op->respond(op->req, ack, op->timestamp, op->n);
     }
-    if (!uv_is_closing((uv_handle_t *)&op->timer))
-        uv_close((uv_handle_t *)&op->timer, on_timer_closed);
-    op_unref(op);
-}
-
-static void on_ack_timeout(uv_timer_t *t)
-{
-    produce_op *op = t->data;
-    if (op->answered)
-        return;
-    op->answered = true;
-    sp_http_respond_error(op->req, 504,
-                          "Timed out waiting for the durable acknowledgement; "
-                          "the records may or may not have been stored");
-    uv_close((uv_handle_t *)&op->timer, on_timer_closed);
+    free(op);
 }
 
 /* Reads ?key= (percent-decoded) or the X-Spate-Key header. */
@@ -202,7 +305,8 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
         sp__api_batch_free(&batch);
         return;
     }
-    sp_store_record *recs = sp_xcalloc(batch.n, sizeof *recs);
+    sp_store_record small[RECS_ON_STACK];
+    sp_store_record *recs = batch.n <= RECS_ON_STACK ? small : sp_xmalloc(batch.n * sizeof *recs);
     for (size_t i = 0; i < batch.n; i++)
         recs[i] = (sp_store_record){.timestamp = a.timestamp, .key = key, .value = batch.raw[i]};
     sp_loop *loop = sp_http_req_loop(req);
@@ -212,24 +316,18 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
         if (rc == 0)
             sp_http_respond_json(req, 202, SP_SLICE_LIT("{\"status\":\"accepted\"}"));
     } else {
-        produce_op *op = sp_xcalloc(1, sizeof *op);
-        op->req = req;
-        op->timestamp = a.timestamp;
-        op->n = batch.n;
-        op->respond = respond;
+        produce_op *op = sp_xmalloc(sizeof *op);
+        *op = (produce_op){.req = req, .timestamp = a.timestamp, .n = batch.n, .respond = respond};
         rc = sp_hub_produce(api->hub, loop, topic, a.partition, recs, batch.n, on_ack, op);
-        if (rc == 0) {
-            op->refs = 2;
-            uv_timer_init(&loop->uv, &op->timer);
-            op->timer.data = op;
-            uv_timer_start(&op->timer, on_ack_timeout, api->opts.ack_timeout_ms, 0);
-        } else {
+        if (rc == 0)
+            wait_add(loop, api, op); /* the ack runs later, on this loop */
+        else
             free(op);
-        }
     }
     if (rc != 0)
         respond_errno(req, rc, topic);
-    free(recs);
+    if (recs != small)
+        free(recs);
     sp__api_batch_free(&batch);
 }
 
@@ -262,20 +360,136 @@ static void latest(sp_http_req *req, void *udata)
     sp__api_respond_recs(req, recs, (size_t)n, false);
 }
 
+/* Rendered arrays, per thread (each loop has its own: no lock). GET
+ * /latest-news answers the same newest 10 until a record arrives, so the
+ * array is rendered once and then copied straight into the response. An
+ * entry holds a reference on every record it was rendered from: while it
+ * lives those pointers cannot be reused, so the same pointers in the same
+ * order mean the same records, and the same bytes. Bounded: RECS_CACHE
+ * entries of at most RECS_CACHE_RECS records and RECS_CACHE_BYTES bytes
+ * per thread, least recently used replaced; freed at thread exit. */
+#define RECS_CACHE       4
+#define RECS_CACHE_RECS  64
+#define RECS_CACHE_BYTES (64 * 1024)
+
+typedef struct recs_entry {
+    sp_hub_rec *recs[RECS_CACHE_RECS]; /* referenced */
+    size_t n;                          /* 0: empty */
+    bool values_only;
+    char *body;
+    size_t len;
+    uint64_t used; /* tick of the last hit */
+} recs_entry;
+
+typedef struct recs_cache {
+    recs_entry e[RECS_CACHE];
+    uint64_t tick;
+} recs_cache;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static _Thread_local recs_cache *tl_cache;
+
+static void entry_clear(recs_entry *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        sp_hub_rec_unref(e->recs[i]);
+    free(e->body);
+    e->n = 0;
+    e->body = NULL;
+}
+
+static void cache_free(void *p)
+{
+    recs_cache *c = p;
+    for (size_t i = 0; i < RECS_CACHE; i++)
+        entry_clear(&c->e[i]);
+    free(c);
+}
+
+static void cache_key_make(void)
+{
+    pthread_key_create(&cache_key, cache_free);
+}
+
+static recs_cache *cache_get(void)
+{
+    if (!tl_cache) {
+        pthread_once(&cache_once, cache_key_make);
+        tl_cache = sp_xcalloc(1, sizeof *tl_cache);
+        pthread_setspecific(cache_key, tl_cache); /* frees it when the thread ends */
+    }
+    return tl_cache;
+}
+
+static recs_entry *cache_find(recs_cache *c, const sp_hub_rec *const *recs, size_t n,
+                              bool values_only)
+{
+    for (size_t k = 0; k < RECS_CACHE; k++) {
+        recs_entry *e = &c->e[k];
+        if (e->n != n || e->values_only != values_only)
+            continue;
+        size_t i = 0;
+        while (i < n && e->recs[i] == recs[i])
+            i++;
+        if (i == n) {
+            e->used = ++c->tick;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void cache_put(recs_cache *c, const sp_hub_rec *const *recs, size_t n, bool values_only,
+                      sp_slice body)
+{
+    recs_entry *e = &c->e[0];
+    for (size_t k = 1; k < RECS_CACHE; k++)
+        if (c->e[k].used < e->used)
+            e = &c->e[k];
+    entry_clear(e);
+    for (size_t i = 0; i < n; i++) {
+        e->recs[i] = (sp_hub_rec *)recs[i];
+        sp_hub_rec_ref(e->recs[i]);
+    }
+    e->body = sp_xmalloc(body.len);
+    memcpy(e->body, body.base, body.len);
+    e->len = body.len;
+    e->n = n;
+    e->values_only = values_only;
+    e->used = ++c->tick;
+}
+
+static void too_large(sp_http_req *req)
+{
+    sp_http_respond_error(req, 500,
+                          "Response would exceed http.max_output_bytes; ask for fewer records");
+}
+
 void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_t n,
                           bool values_only)
 {
     sp_buf *b = sp_http_req_scratch(req);
+    bool cacheable = n > 0 && n <= RECS_CACHE_RECS;
+    recs_cache *c = cacheable ? cache_get() : NULL;
+    recs_entry *e = c ? cache_find(c, recs, n, values_only) : NULL;
+    if (e) {
+        if (e->len > b->limit - b->len)
+            too_large(req);
+        else
+            sp_http_respond_json(req, 200, sp_slice_make(e->body, e->len));
+        return;
+    }
     size_t need = 2; /* an upper bound: a non-JSON value is escaped at most 6x */
     for (size_t i = 0; i < n; i++)
         need += 1 + (!values_only             ? recs[i]->json.len
                      : recs[i]->value_is_json ? recs[i]->value.len
                                               : 6 * recs[i]->value.len + 2);
     if (sp_buf_reserve(b, need) != 0) {
-        sp_http_respond_error(req, 500,
-                              "Response would exceed http.max_output_bytes; ask for fewer records");
+        too_large(req);
         return;
     }
+    size_t start = b->len;
     sp_buf_putc(b, '[');
     for (size_t i = 0; i < n; i++) {
         if (i)
@@ -288,7 +502,10 @@ void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_
             sp_json_str(b, recs[i]->value);
     }
     sp_buf_putc(b, ']');
-    sp_http_respond_json(req, 200, sp_buf_slice(b));
+    sp_slice body = sp_slice_make(b->base + start, b->len - start);
+    if (c && body.len <= RECS_CACHE_BYTES)
+        cache_put(c, recs, n, values_only, body);
+    sp_http_respond_json(req, 200, body);
 }
 
 /* ---- history ------------------------------------------------------------------ */

@@ -207,14 +207,426 @@ static size_t jansson_error_offset(const char *buf, size_t len, const json_error
     return pos;
 }
 
+/* ---- the fast path ----------------------------------------------------------
+ *
+ * Most bodies are small, plain and valid. fast_value() parses those in one
+ * pass, building the same jansson tree json_loadb would (same types, same
+ * member order, same numbers), without jansson's character-at-a-time lexer.
+ * It never reports an error: on anything it does not handle exactly like
+ * the full path (escaped surrogates, long numbers, any syntax error,
+ * duplicate keys, control characters, invalid UTF-8, a value nested past
+ * the limit) it gives up, frees what it built, and the full path (prescan +
+ * jansson) parses the body again and words the error. So the fast path can
+ * only make a body cheaper, never change what is accepted or how. */
+
+#define FAST_MAX_DEPTH  256 /* recursion bound of the fast path (the limit may be higher) */
+#define FAST_NUMBER_MAX 64  /* longer numbers take the full path */
+
+typedef struct fast {
+    const char *p, *end;
+    size_t depth, max_depth;
+    char *tmp; /* decoded escaped strings; grown on demand */
+    size_t tmp_cap;
+} fast;
+
+static void fast_ws(fast *f)
+{
+    while (f->p < f->end && (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
+        f->p++;
+}
+
+static json_t *fast_value(fast *f);
+
+/* Exact powers of ten as doubles (10^22 is the largest exactly representable). */
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A real from its digits: exact (one rounding, like strtod) when the
+ * significand fits 2^53 and the power of ten is exact (Clinger's fast
+ * path); otherwise strtod on a NUL-terminated copy. Returns false when the
+ * value overflows (the full path reports it). */
+static bool fast_real(const char *s, size_t n, uint64_t mant, int ndig, int exp10, bool neg,
+                      double *out)
+{
+    if (ndig <= 15 && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)mant;
+        d = exp10 < 0 ? d / pow10_exact[-exp10] : d * pow10_exact[exp10];
+        *out = neg ? -d : d;
+        return true;
+    }
+    char copy[FAST_NUMBER_MAX + 1];
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    errno = 0;
+    double d = strtod(copy, NULL);
+    if (errno == ERANGE && d != 0)
+        return false; /* jansson: "real number overflow" */
+    *out = d;
+    return true;
+}
+
+/* The JSON number grammar; integers of at most 18 digits become integers,
+ * anything with a fraction or exponent a real (jansson's rule). */
+static json_t *fast_number(fast *f)
+{
+    const char *s = f->p, *p = s, *end = f->end;
+    bool neg = p < end && *p == '-';
+    p += neg;
+    if (p == end || *p < '0' || *p > '9' ||
+        (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9'))
+        return NULL;
+    uint64_t mant = 0;
+    int ndig = 0, exp10 = 0; /* significant digits kept in mant */
+    bool real = false;
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+        if (ndig || *p != '0') {
+            if (ndig < 19)
+                mant = mant * 10 + (uint64_t)(*p - '0');
+            else
+                exp10++;
+            ndig++;
+        }
+    int int_digits = ndig;
+    if (p < end && *p == '.') {
+        real = true;
+        if (++p == end || *p < '0' || *p > '9')
+            return NULL;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (ndig || *p != '0') {
+                if (ndig < 19) {
+                    mant = mant * 10 + (uint64_t)(*p - '0');
+                    exp10--;
+                }
+                ndig++;
+            } else {
+                exp10--;
+            }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        real = true;
+        p++;
+        bool eneg = p < end && *p == '-';
+        p += p < end && (*p == '-' || *p == '+');
+        if (p == end || *p < '0' || *p > '9')
+            return NULL;
+        int e = 0;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (e < 10000)
+                e = e * 10 + (*p - '0');
+        exp10 += eneg ? -e : e;
+    }
+    size_t n = (size_t)(p - s);
+    if (n > FAST_NUMBER_MAX)
+        return NULL;
+    f->p = p;
+    if (!real) {
+        if (int_digits > 18)
+            return NULL; /* may not fit int64: the full path decides */
+        return json_integer(neg ? -(json_int_t)mant : (json_int_t)mant);
+    }
+    double d;
+    if (!fast_real(s, n, mant, ndig, exp10, neg, &d))
+        return NULL;
+    return json_real(d);
+}
+
+/* Decodes the escapes of s[0..n) (which fast_string checked) into f->tmp. */
+static size_t fast_unescape(fast *f, const char *s, size_t n)
+{
+    if (f->tmp_cap < n) {
+        free(f->tmp);
+        f->tmp_cap = n < 256 ? 256 : n;
+        f->tmp = sp_xmalloc(f->tmp_cap);
+    }
+    char *o = f->tmp;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\') {
+            *o++ = s[i];
+            continue;
+        }
+        char c = s[++i];
+        if (c == 'u') {
+            long u = u_escape(s + i - 1, n - i + 1);
+            i += 4;
+            if (u < 0x80) {
+                *o++ = (char)u;
+            } else if (u < 0x800) {
+                *o++ = (char)(0xc0 | u >> 6);
+                *o++ = (char)(0x80 | (u & 0x3f));
+            } else {
+                *o++ = (char)(0xe0 | u >> 12);
+                *o++ = (char)(0x80 | (u >> 6 & 0x3f));
+                *o++ = (char)(0x80 | (u & 0x3f));
+            }
+            continue;
+        }
+        *o++ = c == 'b'   ? '\b'
+               : c == 'f' ? '\f'
+               : c == 'n' ? '\n'
+               : c == 'r' ? '\r'
+               : c == 't' ? '\t'
+                          : c;
+    }
+    return (size_t)(o - f->tmp);
+}
+
+/* Checks the string at f->p (its opening quote) and stores its raw span.
+ * Gives up on control characters, invalid UTF-8, \u0000, surrogate
+ * escapes and unknown escapes. *escaped tells whether decoding is needed. */
+static bool fast_string_span(fast *f, sp_slice *raw, bool *escaped)
+{
+    const unsigned char *p = (const unsigned char *)f->p + 1, *end = (const unsigned char *)f->end;
+    const unsigned char *start = p;
+    *escaped = false;
+    for (;;) {
+        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+            p++;
+        if (p == end || *p < 0x20)
+            return false;
+        if (*p == '"')
+            break;
+        if (*p == '\\') {
+            *escaped = true;
+            if (p + 1 == end)
+                return false;
+            unsigned char c = p[1];
+            if (c == 'u') {
+                long u = u_escape((const char *)p, (size_t)(end - p));
+                if (u <= 0 || (u >= 0xd800 && u <= 0xdfff))
+                    return false;
+                p += 6;
+            } else if (c == '"' || c == '\\' || c == '/' || c == 'b' || c == 'f' || c == 'n' ||
+                       c == 'r' || c == 't') {
+                p += 2;
+            } else {
+                return false;
+            }
+            continue;
+        }
+        size_t n = utf8_len(p, (size_t)(end - p)); /* *p >= 0x80 */
+        if (!n)
+            return false;
+        p += n;
+    }
+    *raw = sp_slice_make((const char *)start, (size_t)(p - start));
+    f->p = (const char *)p + 1;
+    return true;
+}
+
+/* A string value, or NULL to give up. Keys go through fast_string_span. */
+static json_t *fast_string(fast *f)
+{
+    sp_slice raw;
+    bool escaped;
+    if (!fast_string_span(f, &raw, &escaped))
+        return NULL;
+    if (!escaped)
+        return json_stringn_nocheck(raw.base, raw.len);
+    size_t n = fast_unescape(f, raw.base, raw.len);
+    return json_stringn_nocheck(f->tmp, n);
+}
+
+/* The keys of one object so far, for the duplicate check: plain (unescaped)
+ * keys are compared as bytes while there are few of them, which is much
+ * cheaper than jansson's hashed lookup; otherwise the object is asked. */
+#define FAST_SEEN_KEYS 16
+
+typedef struct fast_key {
+    char buf[256]; /* an escaped key, decoded (longer ones are allocated) */
+    char *base;    /* the key's bytes: in the body, in buf, or allocated */
+    size_t len;
+    bool owned; /* base was allocated */
+} fast_key;
+
+typedef struct fast_seen {
+    sp_slice keys[FAST_SEEN_KEYS];
+    size_t n;
+    bool complete; /* keys[] holds every key of the object */
+} fast_seen;
+
+static void fast_key_free(fast_key *k)
+{
+    if (k->owned)
+        free(k->base);
+}
+
+static bool fast_is_dup(json_t *obj, fast_seen *seen, const fast_key *k, bool plain)
+{
+    if (!seen->complete || !plain)
+        return json_object_getn(obj, k->base, k->len) != NULL;
+    for (size_t i = 0; i < seen->n; i++)
+        if (seen->keys[i].len == k->len && memcmp(seen->keys[i].base, k->base, k->len) == 0)
+            return true;
+    return false;
+}
+
+static void fast_remember(fast_seen *seen, const fast_key *k, bool plain)
+{
+    if (seen->complete && plain && seen->n < FAST_SEEN_KEYS)
+        seen->keys[seen->n++] = sp_slice_make(k->base, k->len);
+    else
+        seen->complete = false;
+}
+
+/* Reads `"key"` at f->p into k. An escaped key is decoded into tmp, which
+ * the member's value may reuse: it is copied into k until it is set. */
+static bool fast_read_key(fast *f, fast_key *k, bool *plain)
+{
+    sp_slice raw;
+    bool escaped;
+    if (f->p == f->end || *f->p != '"' || !fast_string_span(f, &raw, &escaped))
+        return false;
+    *plain = !escaped;
+    k->base = (char *)raw.base;
+    k->len = raw.len;
+    k->owned = false;
+    if (escaped) {
+        k->len = fast_unescape(f, raw.base, raw.len);
+        k->owned = k->len > sizeof k->buf;
+        k->base = k->owned ? sp_xmalloc(k->len) : k->buf;
+        memcpy(k->base, f->tmp, k->len);
+    }
+    return true;
+}
+
+/* One `"key": value` into obj; false to give up. */
+static bool fast_member(fast *f, json_t *obj, fast_seen *seen)
+{
+    fast_key k;
+    bool plain;
+    if (!fast_read_key(f, &k, &plain))
+        return false;
+    bool ok = !fast_is_dup(obj, seen, &k, plain); /* a duplicate: the full path words it */
+    if (ok) {
+        fast_remember(seen, &k, plain);
+        fast_ws(f);
+        ok = f->p < f->end && *f->p == ':';
+    }
+    json_t *v = NULL;
+    if (ok) {
+        f->p++;
+        fast_ws(f);
+        v = fast_value(f);
+    }
+    ok = v && json_object_setn_new_nocheck(obj, k.base, k.len, v) == 0;
+    fast_key_free(&k);
+    return ok;
+}
+
+static json_t *fast_object(fast *f)
+{
+    json_t *obj = json_object();
+    fast_seen seen = {.complete = true};
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == '}') {
+        f->p++;
+        return obj;
+    }
+    while (fast_member(f, obj, &seen)) {
+        fast_ws(f);
+        if (f->p < f->end && *f->p == ',') {
+            f->p++;
+            fast_ws(f);
+            continue;
+        }
+        if (f->p < f->end && *f->p == '}') {
+            f->p++;
+            return obj;
+        }
+        break;
+    }
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *fast_array(fast *f)
+{
+    json_t *arr = json_array();
+    f->p++;
+    fast_ws(f);
+    if (f->p < f->end && *f->p == ']') {
+        f->p++;
+        return arr;
+    }
+    for (;;) {
+        json_t *v = fast_value(f);
+        if (!v || json_array_append_new(arr, v))
+            break;
+        fast_ws(f);
+        if (f->p < f->end && *f->p == ',') {
+            f->p++;
+            fast_ws(f);
+            continue;
+        }
+        if (f->p < f->end && *f->p == ']') {
+            f->p++;
+            return arr;
+        }
+        break;
+    }
+    json_decref(arr);
+    return NULL;
+}
+
+static json_t *fast_word(fast *f, const char *word, size_t n, json_t *v)
+{
+    if ((size_t)(f->end - f->p) < n || memcmp(f->p, word, n) != 0)
+        return NULL;
+    f->p += n;
+    return v;
+}
+
+static json_t *fast_value(fast *f)
+{
+    if (f->p == f->end)
+        return NULL;
+    switch (*f->p) {
+    case '{':
+    case '[': {
+        if (++f->depth > f->max_depth)
+            return NULL;
+        json_t *v = *f->p == '{' ? fast_object(f) : fast_array(f);
+        f->depth--;
+        return v;
+    }
+    case '"': return fast_string(f);
+    case 't': return fast_word(f, "true", 4, json_true());
+    case 'f': return fast_word(f, "false", 5, json_false());
+    case 'n': return fast_word(f, "null", 4, json_null());
+    default: return fast_number(f);
+    }
+}
+
+/* One whole value in buf[0..len) with only whitespace around it, or NULL. */
+static json_t *fast_parse(const char *buf, size_t len, size_t max_depth)
+{
+    fast f = {buf, buf + len, 0, max_depth < FAST_MAX_DEPTH ? max_depth : FAST_MAX_DEPTH, NULL, 0};
+    fast_ws(&f);
+    json_t *v = fast_value(&f);
+    fast_ws(&f);
+    if (v && f.p != f.end) {
+        json_decref(v);
+        v = NULL;
+    }
+    free(f.tmp);
+    return v;
+}
+
 static int parse_one(const char *buf, size_t len, const sp_json_limits *lim, json_t **out,
                      sp_json_error *err)
 {
+    json_t *v = fast_parse(buf, len, lim->max_depth);
+    if (v) {
+        *out = v;
+        return 0;
+    }
     int rc = prescan(buf, len, lim->max_depth, err);
     if (rc)
         return rc;
     json_error_t je;
-    json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!v) {
         size_t off = jansson_error_offset(buf, len, &je);
         return set_error(err, buf, off, -EINVAL, "%s", je.text);

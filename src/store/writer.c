@@ -12,8 +12,11 @@
  *      to the acknowledged size (fsyncgate: never retry a sync and then ack);
  *   5. run the completions, then the tail notifications.
  * While this thread syncs, new appends queue up and form the next group, so
- * the fsync rate, not the record rate, bounds throughput. */
+ * the fsync rate, not the record rate, bounds throughput. A writer woken
+ * from idle by an append yields once before taking the queue, so the
+ * round holds the producing loop's whole turn (let_producers_finish). */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,14 +389,16 @@ static void periodic(sp_store *s)
 
 /* ---- main loop ---------------------------------------------------------------- */
 
-static void wait_work(sp_store *s)
+/* Sleeps until an append, a flush, stop, or the next periodic deadline.
+ * Returns true when it slept and appends are now queued. */
+static bool wait_work(sp_store *s)
 {
     int64_t deadline = s->next_retention_ms;
     if (s->opt.fsync == SP_STORE_FSYNC_INTERVAL && s->next_sync_ms < deadline)
         deadline = s->next_sync_ms;
     int64_t wait_ms = deadline - sp_time_now_ms();
     if (wait_ms <= 0)
-        return;
+        return false;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += wait_ms / 1000;
@@ -405,6 +410,26 @@ static void wait_work(sp_store *s)
     s->writer_idle = true;
     pthread_cond_timedwait(&s->qcond, &s->qmu, &ts);
     s->writer_idle = false;
+    return s->qhead != NULL;
+}
+
+/* Called with qmu held, right after the first append woke an idle writer.
+ * Its producer (an I/O loop) is usually mid-turn, with more requests read
+ * and about to append. When both threads share a CPU, the woken writer
+ * tends to preempt that loop and start a round with one append, and the
+ * rest wait for the next fsync. Yielding once lets the loop finish its
+ * turn, so the round takes everything the turn produced: measured on the
+ * pinned benchmark (one core, 100 connections), 39-46 -> 50-58 appends
+ * per fdatasync and ~5-15% less CPU per request, for durable and
+ * ack=none produces alike. With a CPU to itself the writer comes back at
+ * once (one syscall per idle wake-up, none under load: a busy writer
+ * never sleeps). Acknowledgements are not delayed beyond that turn, which
+ * must end anyway before the loop can send them. */
+static void let_producers_finish(sp_store *s)
+{
+    pthread_mutex_unlock(&s->qmu);
+    sched_yield();
+    pthread_mutex_lock(&s->qmu);
 }
 
 void *sp__writer_main(void *arg)
@@ -415,8 +440,8 @@ void *sp__writer_main(void *arg)
     s->next_retention_ms = now + RETENTION_EVERY_MS;
     for (;;) {
         pthread_mutex_lock(&s->qmu);
-        if (!s->qhead && !s->stopping && s->flush_req == s->flush_done)
-            wait_work(s);
+        if (!s->qhead && !s->stopping && s->flush_req == s->flush_done && wait_work(s))
+            let_producers_finish(s);
         sp__append *list = s->qhead;
         s->qhead = s->qtail = NULL;
         s->q_appends = s->q_bytes = 0;
