@@ -241,9 +241,13 @@ static void respond_item(sp_http_req *req, const sp_store_ack *ack, int64_t ts, 
 {
     (void)n;
     sp_buf *b = sp_http_req_scratch(req);
-    sp_buf_printf(b, "{\"timestamp\":%lld,\"partition\":%u,\"offset\":%llu}",
-                  (long long)(ts >= 0 ? ts : ack->timestamp), ack->partition,
-                  (unsigned long long)ack->base_offset);
+    sp_buf_append(b, "{\"timestamp\":", 13);
+    sp_buf_append_i64(b, ts >= 0 ? ts : ack->timestamp);
+    sp_buf_append(b, ",\"partition\":", 13);
+    sp_buf_append_u64(b, ack->partition);
+    sp_buf_append(b, ",\"offset\":", 10);
+    sp_buf_append_u64(b, ack->base_offset);
+    sp_buf_putc(b, '}');
     sp_http_respond_json(req, 200, sp_buf_slice(b));
 }
 

@@ -33,10 +33,18 @@ void sp_hub_rec_unref(sp_hub_rec *r)
 static bool envelope(sp_buf *j, uint32_t partition, const sp_store_record *in)
 {
     bool raw = sp_json_valid(in->value, ENVELOPE_MAX_DEPTH);
-    sp_buf_printf(
-        j, "{\"id\":\"%u-%llu\",\"partition\":%u,\"offset\":%llu,\"timestamp\":%lld,\"key\":",
-        partition, (unsigned long long)in->offset, partition, (unsigned long long)in->offset,
-        (long long)in->timestamp);
+    /* appends, not printf: this runs once per record on the backend thread */
+    sp_buf_append(j, "{\"id\":\"", 7);
+    sp_buf_append_u64(j, partition);
+    sp_buf_putc(j, '-');
+    sp_buf_append_u64(j, in->offset);
+    sp_buf_append(j, "\",\"partition\":", 14);
+    sp_buf_append_u64(j, partition);
+    sp_buf_append(j, ",\"offset\":", 10);
+    sp_buf_append_u64(j, in->offset);
+    sp_buf_append(j, ",\"timestamp\":", 13);
+    sp_buf_append_i64(j, in->timestamp);
+    sp_buf_append(j, ",\"key\":", 7);
     if (in->key.base)
         sp_json_str(j, in->key);
     else
@@ -76,7 +84,11 @@ void sp_hub_envelope(sp_buf *out, uint32_t partition, const sp_store_record *rec
 static void sse_frame(sp_buf *f, uint32_t partition, uint64_t offset, sp_slice json,
                       size_t *data_at)
 {
-    sp_buf_printf(f, "id: %u-%llu\n", partition, (unsigned long long)offset);
+    sp_buf_append(f, "id: ", 4);
+    sp_buf_append_u64(f, partition);
+    sp_buf_putc(f, '-');
+    sp_buf_append_u64(f, offset);
+    sp_buf_putc(f, '\n');
     *data_at = f->len;
     sp_buf_append(f, "data: ", 6);
     size_t at = f->len;
@@ -94,7 +106,14 @@ sp_hub_rec *sp__hub_rec_make(uint32_t partition, const sp_store_record *in)
     sp_buf j, f;
     sp_buf_init(&j, SP_BUF_UNLIMITED);
     sp_buf_init(&f, SP_BUF_UNLIMITED);
+    /* One allocation each in the common case: the fixed fields take under
+     * 128 bytes, a string value may double when escaped. */
+    size_t guess = 128 + (in->key.base ? 2 * in->key.len : 0) + 2 * in->value.len;
+    for (uint32_t i = 0; i < in->header_count; i++)
+        guess += 32 + 2 * (in->headers[i].name.len + in->headers[i].value.len);
+    sp_buf_reserve(&j, guess);
     bool raw = envelope(&j, partition, in);
+    sp_buf_reserve(&f, j.len + 56); /* "id: P-O\n" + "data: " + json + "\n\n" */
     size_t data_at;
     sse_frame(&f, partition, in->offset, sp_buf_slice(&j), &data_at);
     size_t klen = in->key.base ? in->key.len : 0;
