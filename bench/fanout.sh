@@ -52,6 +52,7 @@
 #                    the log_order check below accounts for that)
 #   BENCH_REPEAT     runs per cell and server (default 1; all are printed)
 #   BENCH_IDLE       idle subscribers for the memory test (default 10000, 0 = skip)
+#   BENCH_CELLS      0: skip the load cells (only the idle-memory step); default 1
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU   cores (default 1 / 0)
 # Only 127.0.0.1 is used; everything started here is stopped on exit.
 set -euo pipefail
@@ -298,6 +299,7 @@ if [ -z "$TRANSPORTS" ]; then
     fi
 fi
 
+[ "${BENCH_CELLS:-1}" = 0 ] && SUBS_LIST=""
 for tr in $TRANSPORTS; do
     for n in $SUBS_LIST; do
         for rate in $RATES; do

@@ -7,13 +7,18 @@
  * holds less than SSE_WINDOW bytes; the rest waits in the hub queue, whose
  * bounds and slow-consumer policy decide what a client that stops reading
  * costs. DRAIN from the connection and "ready" from the hub both run the
- * same pump, which ends with one flush: one write per delivery per client.
+ * same pump, which marks the stream dirty instead of writing: the loop's
+ * check phase (right after its I/O callbacks, same turn) flushes every
+ * dirty stream once, so all the batches one loop turn delivered reach a
+ * client in one write. Only a full window is written at once.
  *
  * Keep-alive comments come from one timer per loop, created with the
- * loop's first stream and closed with its last (thread-local, as each I/O
- * loop has its own thread: no handle outlives the streams, so loops close
- * clean). A stream that wrote anything since the last tick, or whose
- * client is not reading, gets no comment. */
+ * loop's first stream and closed with its last, together with the check
+ * handle (and an idle handle that keeps poll from blocking while streams
+ * are dirty) - thread-local, as each I/O loop has its own thread: no
+ * handle outlives the streams, so loops close clean. A stream that wrote
+ * anything since the last tick, or whose client is not reading, gets no
+ * comment. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,17 +38,23 @@ typedef struct sse_stream {
     sp_hub_sub *sub;   /* NULL once unsubscribed */
     sse_home *home;
     struct sse_stream *prev, *next;
+    struct sse_stream *dirty_prev, *dirty_next; /* the home's flush list */
     sp_buf scratch; /* id lines of multi-partition streams, gap events */
     bool single;    /* one partition: the shared frame carries the right id */
     bool busy;      /* inside pump/tick: CLOSED defers the free */
     bool done;      /* ended or closed: free when not busy */
     bool wrote;     /* since the last keep-alive tick */
+    bool dirty;     /* in the home's flush list */
 } sse_stream;
 
 struct sse_home {
     uv_timer_t timer;
+    uv_check_t check; /* flushes the dirty streams once per loop turn */
+    uv_idle_t idle;   /* active while some are dirty: poll must not block */
     sse_stream *streams;
+    sse_stream *dirty;
     unsigned n;
+    unsigned open_handles; /* freed when the last one is closed */
 };
 
 static _Thread_local sse_home *tls_home;
@@ -70,23 +81,94 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static void on_home_closed(uv_handle_t *h)
+static void on_home_closed(uv_handle_t *hd)
 {
-    free(h->data);
+    sse_home *h = hd->data;
+    if (--h->open_handles == 0)
+        free(h);
+}
+
+static void dirty_unlink(sse_stream *st)
+{
+    sse_home *h = st->home;
+    if (!st->dirty)
+        return;
+    if (st->dirty_prev)
+        st->dirty_prev->dirty_next = st->dirty_next;
+    else
+        h->dirty = st->dirty_next;
+    if (st->dirty_next)
+        st->dirty_next->dirty_prev = st->dirty_prev;
+    st->dirty_prev = st->dirty_next = NULL;
+    st->dirty = false;
+}
+
+/* Active only while streams are dirty: keeps poll from blocking before the
+ * check phase when a flush was asked for outside the I/O callbacks. */
+static void on_idle(uv_idle_t *i)
+{
+    (void)i;
+}
+
+/* Asks for one write of what the stream has queued, at this turn's check. */
+static void flush_soon(sse_stream *st)
+{
+    sse_home *h = st->home;
+    if (st->dirty || !st->s)
+        return;
+    if (!h) {
+        sp_http_stream_flush(st->s);
+        return;
+    }
+    if (!h->dirty)
+        uv_idle_start(&h->idle, on_idle);
+    st->dirty = true;
+    st->dirty_next = h->dirty;
+    if (h->dirty)
+        h->dirty->dirty_prev = st;
+    h->dirty = st;
+}
+
+static void on_check(uv_check_t *c)
+{
+    sse_home *h = c->data;
+    uv_idle_stop(&h->idle);
+    while (h->dirty) {
+        sse_stream *st = h->dirty;
+        dirty_unlink(st);
+        if (!st->s || st->done)
+            continue;
+        st->busy = true;
+        sp_http_stream_flush(st->s); /* may close the connection: CLOSED sets done */
+        st->busy = false;
+        if (st->done)
+            release(st);
+    }
+}
+
+static sse_home *home_new(sp_loop *loop, uint64_t every)
+{
+    sse_home *h = sp_xcalloc(1, sizeof *h);
+    uv_timer_init(&loop->uv, &h->timer);
+    uv_check_init(&loop->uv, &h->check);
+    uv_idle_init(&loop->uv, &h->idle);
+    h->timer.data = h->check.data = h->idle.data = h;
+    h->open_handles = 3;
+    uv_timer_start(&h->timer, on_tick, every, every);
+    uv_check_start(&h->check, on_check);
+    /* streams keep the loop alive, not these */
+    uv_unref((uv_handle_t *)&h->timer);
+    uv_unref((uv_handle_t *)&h->check);
+    uv_unref((uv_handle_t *)&h->idle);
+    return h;
 }
 
 static void home_join(sse_stream *st, sp_loop *loop, const sp_api *api)
 {
     sse_home *h = tls_home;
-    if (!h) {
-        uint64_t every =
-            api->opts.sse_keepalive_ms ? api->opts.sse_keepalive_ms : DEFAULT_KEEPALIVE_MS;
-        h = tls_home = sp_xcalloc(1, sizeof *h);
-        uv_timer_init(&loop->uv, &h->timer);
-        h->timer.data = h;
-        uv_timer_start(&h->timer, on_tick, every, every);
-        uv_unref((uv_handle_t *)&h->timer); /* streams keep the loop alive, not this */
-    }
+    if (!h)
+        h = tls_home = home_new(loop, api->opts.sse_keepalive_ms ? api->opts.sse_keepalive_ms
+                                                                 : DEFAULT_KEEPALIVE_MS);
     st->home = h;
     st->next = h->streams;
     if (h->streams)
@@ -100,6 +182,7 @@ static void home_leave(sse_stream *st)
     sse_home *h = st->home;
     if (!h)
         return;
+    dirty_unlink(st);
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -108,8 +191,9 @@ static void home_leave(sse_stream *st)
         st->next->prev = st->prev;
     st->home = NULL;
     if (--h->n == 0) {
-        uv_timer_stop(&h->timer);
         uv_close((uv_handle_t *)&h->timer, on_home_closed);
+        uv_close((uv_handle_t *)&h->check, on_home_closed);
+        uv_close((uv_handle_t *)&h->idle, on_home_closed);
         if (tls_home == h)
             tls_home = NULL;
     }
@@ -173,9 +257,9 @@ static int write_event(sse_stream *st, const sp_hub_event *ev)
     if (ev->type == SP_HUB_EV_GAP)
         sp_buf_append_cstr(&st->scratch, "event: gap\n");
     put_id(st, ev);
-    if (ev->type == SP_HUB_EV_RECORD) {
-        int rc = sp_http_stream_write(st->s, sp_buf_slice(&st->scratch), UNBOUNDED);
-        return rc ? rc : sp_http_stream_write(st->s, ev->rec->sse_data, UNBOUNDED);
+    if (ev->type == SP_HUB_EV_RECORD) { /* our id line, then the shared data line */
+        sp_slice parts[2] = {sp_buf_slice(&st->scratch), ev->rec->sse_data};
+        return sp_http_stream_writev(st->s, parts, 2, UNBOUNDED);
     }
     sp_buf_printf(&st->scratch, "data: {\"partition\":%u,\"from\":%llu,\"to\":%llu}\n\n",
                   ev->partition, (unsigned long long)ev->from, (unsigned long long)ev->to);
@@ -214,8 +298,12 @@ static void pump(sse_stream *st)
         bool more = fill(st);
         if (st->done)
             break;
-        sp_http_stream_flush(st->s); /* may close the connection: CLOSED sets done */
-        if (st->done || !more || sp_http_stream_queued(st->s) > 0)
+        if (!more) { /* all queued: one write for everything this loop turn brings */
+            flush_soon(st);
+            break;
+        }
+        sp_http_stream_flush(st->s); /* a full window goes now; may close: CLOSED sets done */
+        if (st->done || sp_http_stream_queued(st->s) > 0)
             break; /* an unwritten window: DRAIN resumes */
     }
     st->busy = false;

@@ -11,7 +11,10 @@
  * frame header is per client) into the connection while it holds less
  * than WS_WINDOW bytes; the hub queue's bounds and policy decide what a
  * client that stops reading costs (disconnect: close 1008 "slow
- * consumer"; skip: a gap notice).
+ * consumer"; skip: a gap notice). The write happens once per loop turn
+ * (sp_ws_flush_soon), so the records of every batch the turn delivered,
+ * and the acks it produced, share one syscall; only a full window is
+ * written at once.
  *
  * Publishing: each text message is queued in `pending` and handed to the
  * hub in order. While the backend queue is full (-EAGAIN) or too many
@@ -261,8 +264,12 @@ static void pump(ws_client *c)
         bool more = fill(c);
         if (c->done)
             break;
-        sp_ws_flush(c->ws); /* may end the socket: on_close sets done */
-        if (c->done || !more || sp_ws_queued(c->ws) > 0)
+        if (!more) { /* all queued: one write for everything this loop turn brings */
+            sp_ws_flush_soon(c->ws);
+            break;
+        }
+        sp_ws_flush(c->ws); /* a full window goes now; may end the socket: on_close sets done */
+        if (c->done || sp_ws_queued(c->ws) > 0)
             break; /* an unwritten window: on_drain resumes */
     }
     c->busy = false;
@@ -317,7 +324,7 @@ static void on_ack(void *arg, const sp_store_ack *ack)
             send_reply(c);
         }
         if (!c->done)
-            sp_ws_flush(c->ws);
+            sp_ws_flush_soon(c->ws); /* the acks of one loop turn share a write */
         drive(c);
     }
     free(op);
@@ -595,7 +602,7 @@ static void drive(ws_client *c)
     }
     c->driving = false;
     if (!c->done) {
-        sp_ws_flush(c->ws);
+        sp_ws_flush_soon(c->ws);
         if (!c->done && wait != c->paused) {
             c->paused = wait;
             sp_ws_pause_input(c->ws, wait); /* resuming may deliver messages: drive again */

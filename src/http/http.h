@@ -159,6 +159,10 @@ void sp_http_stream_pause_reading(sp_http_stream *s, bool pause);
  * plus these would pass `limit` (nothing is queued: the caller applies its
  * slow-client policy); -EPIPE when the connection is closing. */
 int sp_http_stream_write(sp_http_stream *s, sp_slice data, size_t limit);
+/* Queues the concatenation of parts[0..n) (copied; the parts may be shared
+ * between streams), all or nothing, as sp_http_stream_write does: a frame
+ * header and a shared payload go in one call. */
+int sp_http_stream_writev(sp_http_stream *s, const sp_slice *parts, size_t n, size_t limit);
 /* Bytes queued and not yet written. */
 size_t sp_http_stream_queued(const sp_http_stream *s);
 /* Writes what is queued now (writes are otherwise coalesced per read). */

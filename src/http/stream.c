@@ -8,6 +8,7 @@
  * the owner hears DRAIN when the output is empty again and CLOSED when the
  * connection goes away, after which the stream must not be touched. */
 #include <errno.h>
+#include <string.h>
 
 #include "http/http_int.h"
 
@@ -72,6 +73,34 @@ int sp_http_stream_write(sp_http_stream *s, sp_slice data, size_t limit)
     if (queued + data.len > limit)
         return -EAGAIN;
     sp_buf_append(dest(s), data.base, data.len);
+    return 0;
+}
+
+int sp_http_stream_writev(sp_http_stream *s, const sp_slice *parts, size_t n, size_t limit)
+{
+    sp_http_conn *c = s->conn;
+    if (c->closing || c->close_after_flush || c->failed)
+        return -EPIPE;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += parts[i].len;
+    if (sp_http_stream_queued(s) + total > limit)
+        return -EAGAIN;
+    sp_buf *b = dest(s);
+    if ((!b->base || b->cap - b->len < total) && sp_buf_reserve(b, total) != 0)
+        return -EAGAIN; /* one growth for all parts */
+    char *p = b->base + b->len;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = parts[i].len;
+        if (len > 16)
+            memcpy(p, parts[i].base, len);
+        else /* frame headers, id lines: a call costs more than the copy */
+            for (size_t k = 0; k < len; k++)
+                p[k] = parts[i].base[k];
+        p += len;
+    }
+    b->len += total;
+    *p = '\0'; /* as sp_buf_append leaves it */
     return 0;
 }
 

@@ -15,14 +15,27 @@
  * message whose declared length passes the limit is closed with 1009 as
  * soon as the header arrives (a client claiming 10 MB need not send it),
  * and fragmented or oversized control frames, one-byte close payloads and
- * lengths not in their shortest encoding with 1002. Bytes before the faulty frame still go through
- * wslay.
+ * lengths not in their shortest encoding with 1002. Bytes before the faulty
+ * frame still go through wslay. The guard hands wslay whole headers only
+ * (a header split over several reads waits in hdr), so its verdict holds
+ * however the client's bytes are cut.
  *
  * Output: wslay's send_cb copies control frames into the stream without a
  * limit (they are tiny and always accepted, so wslay never holds a partly
  * sent frame and our own data frames cannot interleave with one). Data
  * frames are written by sp_ws_send_textv: a header, then the caller's
- * payload parts, against the caller's limit.
+ * payload parts, against the caller's limit. sp_ws_flush_soon defers the
+ * write to the loop's check phase (one per-loop uv_check_t, with a uv_idle_t
+ * so the loop does not block in poll meanwhile), so every record a loop
+ * turn brings reaches a socket in one write.
+ *
+ * Memory: the wslay context (two 4 KiB buffers inside) exists only while
+ * it holds something: it is made when the client sends bytes or we send a
+ * control frame, and freed again once wslay has consumed every byte, the
+ * guard says they ended on a frame boundary outside a fragmented message,
+ * nothing waits to be sent and no close was seen (ctx_settle). A fresh
+ * context is then indistinguishable from the old one, so an idle socket
+ * costs spate's own structs only.
  *
  * Reentrancy: owner callbacks may call anything here, including
  * sp_ws_close; `busy` counts the frames of this file on the stack and the
@@ -57,6 +70,9 @@ struct sp_ws {
     bool detached;     /* sp_ws_parse_for_test: no stream, output discarded */
     bool over;         /* no owner callback any more */
     bool freeable;     /* over, and the stream is ended or gone */
+    bool starved;      /* wslay's last read found `in` empty: it holds no unread byte */
+    bool dirty;        /* in the loop's flush list */
+    bool closing;      /* we queued a close frame: later messages are ignored */
     int close_code;
     size_t messages; /* for sp_ws_parse_for_test */
     size_t max_message;
@@ -65,18 +81,24 @@ struct sp_ws {
     size_t hlen;      /* header bytes collected */
     uint64_t skip;    /* payload bytes of the current frame still to pass */
     uint64_t msg_len; /* declared bytes of the current data message */
+    bool in_message;  /* a data frame without FIN began a message not yet ended */
     int guard_code;   /* violation found: close with this once wslay is done */
-    /* keep-alive */
+    /* keep-alive and deferred flushes */
     ws_home *home;
     sp_ws *prev, *next;
+    sp_ws *dirty_prev, *dirty_next;
     uint64_t last_in_ms, ping_sent_ms;
     uint64_t ping_ms, pong_ms;
 };
 
 struct ws_home {
     uv_timer_t timer;
+    uv_check_t check; /* flushes the dirty sockets once per loop turn */
+    uv_idle_t idle;   /* active while some are dirty: poll must not block */
     sp_ws *socks;
+    sp_ws *dirty;
     unsigned n;
+    unsigned open_handles; /* freed when the last one is closed */
 };
 
 static _Thread_local ws_home *tls_home;
@@ -89,6 +111,7 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
     sp_ws *ws = user;
     size_t avail = ws->in.len - ws->in_off;
     if (avail == 0 || ws->paused) {
+        ws->starved = avail == 0;
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -113,10 +136,14 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
     return (ssize_t)len;
 }
 
+static wslay_event_context_ptr ctx_get(sp_ws *ws);
+
 static void queue_close(sp_ws *ws, int code, const char *reason)
 {
     size_t n = reason ? strlen(reason) : 0;
-    wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, n > 123 ? 123 : n);
+    ws->closing = true;
+    wslay_event_queue_close(ctx_get(ws), (uint16_t)code, (const uint8_t *)reason,
+                            n > 123 ? 123 : n);
 }
 
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
@@ -128,8 +155,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
         ws->ping_sent_ms = 0;
     if (m->opcode != WSLAY_TEXT_FRAME && m->opcode != WSLAY_BINARY_FRAME)
         return; /* ping answered and close handled by wslay */
-    if (ws->over)
-        return;
+    if (ws->over || ws->closing)
+        return; /* we are closing: what follows our close is not acted on */
     if (m->opcode == WSLAY_BINARY_FRAME) {
         queue_close(ws, SP_WS_UNSUPPORTED, "text frames only");
         return;
@@ -145,6 +172,50 @@ static const struct wslay_event_callbacks callbacks = {
     .on_msg_recv_callback = on_msg,
 };
 
+/* ---- the wslay context, present only while it holds something ------------- */
+
+/* The socket's wslay context, made on first need with the socket's limit. */
+static wslay_event_context_ptr ctx_get(sp_ws *ws)
+{
+    if (!ws->ctx) {
+        if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0)
+            abort(); /* out of memory: decided once, as sp_xmalloc does */
+        wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
+        ws->starved = true;
+    }
+    return ws->ctx;
+}
+
+static bool close_sent(const sp_ws *ws)
+{
+    return ws->ctx && wslay_event_get_close_sent(ws->ctx);
+}
+
+static bool want_write(const sp_ws *ws)
+{
+    return ws->ctx && wslay_event_want_write(ws->ctx);
+}
+
+/* Frees the context when a fresh one would behave the same: wslay asked
+ * for more after taking every byte we had, those bytes ended on a frame
+ * boundary outside a fragmented message (the guard passes whole headers
+ * only, and counts payload bytes),
+ * nothing waits to be sent and no close was seen or sent. Never while
+ * wslay is on the stack (process() running). */
+static void ctx_settle(sp_ws *ws)
+{
+    wslay_event_context_ptr ctx = ws->ctx;
+    if (!ctx || ws->in_process || !ws->starved || ws->in.len || ws->skip || ws->in_message ||
+        ws->guard_code)
+        return; /* (a header still being collected is the guard's, not wslay's) */
+    if (wslay_event_want_write(ctx) || wslay_event_get_close_sent(ctx) ||
+        wslay_event_get_close_received(ctx) || !wslay_event_get_read_enabled(ctx) ||
+        !wslay_event_get_write_enabled(ctx))
+        return;
+    wslay_event_context_free(ctx);
+    ws->ctx = NULL;
+}
+
 /* ---- life and death --------------------------------------------------------- */
 
 static void home_leave(sp_ws *ws);
@@ -152,7 +223,8 @@ static void home_leave(sp_ws *ws);
 static void ws_free(sp_ws *ws)
 {
     home_leave(ws);
-    wslay_event_context_free(ws->ctx);
+    if (ws->ctx)
+        wslay_event_context_free(ws->ctx);
     sp_buf_free(&ws->in);
     free(ws);
 }
@@ -188,11 +260,11 @@ static void send_queued(sp_ws *ws)
 {
     if (ws->over)
         return;
-    if (wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0) {
+    if (want_write(ws) && wslay_event_send(ws->ctx) != 0) {
         finish(ws, 1006, true);
         return;
     }
-    if (wslay_event_get_close_sent(ws->ctx) && !ws->over)
+    if (close_sent(ws) && !ws->over)
         finish(ws, wslay_event_get_status_code_sent(ws->ctx), true);
 }
 
@@ -208,7 +280,9 @@ static void set_reading(sp_ws *ws, bool stop)
  * (wslay stops receiving while a control frame waits to go out). */
 static void receive(sp_ws *ws)
 {
-    while (!ws->over && !ws->paused && wslay_event_get_read_enabled(ws->ctx)) {
+    if (ws->in.len == ws->in_off && ws->starved)
+        return; /* nothing wslay has not seen: no context needed */
+    while (!ws->over && !ws->paused && wslay_event_get_read_enabled(ctx_get(ws))) {
         size_t before = ws->in_off;
         if (wslay_event_recv(ws->ctx) != 0) {
             queue_close(ws, SP_WS_INTERNAL, "internal error");
@@ -239,7 +313,7 @@ static void process(sp_ws *ws)
     } while (ws->again && !ws->over && !ws->paused);
     send_queued(ws);
     if (ws->in_off == ws->in.len) {
-        sp_buf_reset(&ws->in);
+        sp_buf_free(&ws->in); /* an idle socket keeps no input buffer */
     } else if (ws->in_off > 0) {
         sp_buf_consume(&ws->in, ws->in_off);
     }
@@ -248,6 +322,7 @@ static void process(sp_ws *ws)
     if (ws->s && !ws->over)
         sp_http_stream_flush(ws->s);
     ws->in_process = false;
+    ctx_settle(ws);
     ws->busy--;
     maybe_free(ws);
 }
@@ -278,26 +353,30 @@ static int check_header(sp_ws *ws)
         return SP_WS_PROTOCOL; /* not the shortest length encoding, or the top bit set */
     if (op & 0x8)              /* control */
         return !fin || len > 125 || (op == 0x8 && len == 1) ? SP_WS_PROTOCOL : 0;
+    ws->in_message = !fin;
     ws->msg_len = op == 0 ? ws->msg_len + len : len;
     if (len > ws->max_message || ws->msg_len > ws->max_message)
         return SP_WS_TOO_BIG;
     return 0;
 }
 
-/* Follows frame boundaries through `len` new bytes. Returns how many of
- * them may go to wslay: all, or those before the header of a faulty frame
- * (whose code is left in guard_code). */
-static size_t guard(sp_ws *ws, const unsigned char *p, size_t len)
+/* Moves `len` new bytes into `in` for wslay, following frame boundaries:
+ * payload bytes go straight through; a header is collected in hdr and
+ * passed on only once it is complete and checked, so wslay never sees a
+ * piece of a header the guard has not judged (however the client's bytes
+ * are split into reads). Stops at a faulty header, leaving its code in
+ * guard_code; the bytes before it still go to wslay. */
+static void guard(sp_ws *ws, const unsigned char *p, size_t len)
 {
     size_t i = 0;
-    while (i < len) {
+    while (i < len && !ws->guard_code) {
         if (ws->skip) {
-            uint64_t n = len - i < ws->skip ? len - i : ws->skip;
-            i += (size_t)n;
+            size_t n = len - i < ws->skip ? len - i : (size_t)ws->skip;
+            sp_buf_append(&ws->in, p + i, n);
+            i += n;
             ws->skip -= n;
             continue;
         }
-        size_t start = i >= ws->hlen ? i - ws->hlen : 0;
         size_t need = ws->hlen < 2 ? 2 : header_size(ws->hdr);
         while (ws->hlen < need && i < len) {
             ws->hdr[ws->hlen++] = p[i++];
@@ -305,26 +384,27 @@ static size_t guard(sp_ws *ws, const unsigned char *p, size_t len)
                 need = header_size(ws->hdr);
         }
         if (ws->hlen < need)
-            break;
+            return; /* held here until the rest arrives */
+        size_t hl = ws->hlen;
         ws->hlen = 0;
-        int code = check_header(ws);
-        if (code) {
-            ws->guard_code = code;
-            return start;
-        }
+        ws->guard_code = check_header(ws);
+        if (!ws->guard_code)
+            sp_buf_append(&ws->in, ws->hdr, hl);
     }
-    return len;
 }
 
 /* New input: through the guard into wslay; a fault the guard saw closes
  * the socket once wslay has had the bytes before it. */
 static void feed(sp_ws *ws, const char *data, size_t len)
 {
-    size_t ok = ws->guard_code ? 0 : guard(ws, (const unsigned char *)data, len);
-    sp_buf_append(&ws->in, data, ok);
+    size_t before = ws->in.len;
+    if (!ws->guard_code)
+        guard(ws, (const unsigned char *)data, len);
+    if (ws->in.len != before)
+        ws->starved = false;
     ws->busy++;
     process(ws);
-    if (ws->guard_code && !ws->over && !wslay_event_get_close_sent(ws->ctx)) {
+    if (ws->guard_code && !ws->over && !close_sent(ws)) {
         queue_close(ws, ws->guard_code, NULL);
         wslay_event_shutdown_read(ws->ctx);
         send_queued(ws);
@@ -382,11 +462,12 @@ static void ping_or_drop(sp_ws *ws, uint64_t now)
         finish(ws, SP_WS_INTERNAL, true);
     } else if (!ws->ping_sent_ms && now - ws->last_in_ms >= ws->ping_ms) {
         struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
-        wslay_event_queue_msg(ws->ctx, &ping);
+        wslay_event_queue_msg(ctx_get(ws), &ping);
         ws->ping_sent_ms = now ? now : 1;
         send_queued(ws);
         if (ws->s)
             sp_http_stream_flush(ws->s);
+        ctx_settle(ws); /* the ping is out: the pong is a new frame */
     }
 }
 
@@ -406,9 +487,68 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-static void on_home_closed(uv_handle_t *h)
+static void on_home_closed(uv_handle_t *hd)
 {
-    free(h->data);
+    ws_home *h = hd->data;
+    if (--h->open_handles == 0)
+        free(h);
+}
+
+static void dirty_unlink(sp_ws *ws)
+{
+    ws_home *h = ws->home;
+    if (!ws->dirty)
+        return;
+    if (ws->dirty_prev)
+        ws->dirty_prev->dirty_next = ws->dirty_next;
+    else
+        h->dirty = ws->dirty_next;
+    if (ws->dirty_next)
+        ws->dirty_next->dirty_prev = ws->dirty_prev;
+    ws->dirty_prev = ws->dirty_next = NULL;
+    ws->dirty = false;
+}
+
+/* The check phase, right after the loop's I/O callbacks: one write per
+ * socket that was asked to flush soon, however many frames it got. */
+static void on_check(uv_check_t *c)
+{
+    ws_home *h = c->data;
+    uv_idle_stop(&h->idle);
+    while (h->dirty) {
+        sp_ws *ws = h->dirty;
+        dirty_unlink(ws);
+        if (ws->over || !ws->s)
+            continue;
+        ws->busy++;
+        sp_http_stream_flush(ws->s);
+        ws->busy--;
+        maybe_free(ws);
+    }
+}
+
+/* Active only while sockets are dirty: keeps poll from blocking before the
+ * check phase when the flush was asked for outside the I/O callbacks. */
+static void on_idle(uv_idle_t *i)
+{
+    (void)i;
+}
+
+static ws_home *home_new(sp_loop *loop, uint64_t tick_ms)
+{
+    ws_home *h = sp_xcalloc(1, sizeof *h);
+    uv_timer_init(&loop->uv, &h->timer);
+    uv_check_init(&loop->uv, &h->check);
+    uv_idle_init(&loop->uv, &h->idle);
+    h->timer.data = h->check.data = h->idle.data = h;
+    h->open_handles = 3;
+    uv_timer_start(&h->timer, on_tick, tick_ms, tick_ms);
+    uv_check_start(&h->check, on_check);
+    /* sockets keep the loop alive, not these */
+    uv_unref((uv_handle_t *)&h->timer);
+    uv_unref((uv_handle_t *)&h->check);
+    uv_unref((uv_handle_t *)&h->idle);
+    return h;
 }
 
 static void home_join(sp_ws *ws, sp_loop *loop)
@@ -416,12 +556,7 @@ static void home_join(sp_ws *ws, sp_loop *loop)
     ws_home *h = tls_home;
     if (!h) {
         uint64_t every = ws->ping_ms < ws->pong_ms ? ws->ping_ms : ws->pong_ms;
-        every = every / 2 > 10 ? every / 2 : 10;
-        h = tls_home = sp_xcalloc(1, sizeof *h);
-        uv_timer_init(&loop->uv, &h->timer);
-        h->timer.data = h;
-        uv_timer_start(&h->timer, on_tick, every, every);
-        uv_unref((uv_handle_t *)&h->timer); /* sockets keep the loop alive, not this */
+        h = tls_home = home_new(loop, every / 2 > 10 ? every / 2 : 10);
     }
     ws->home = h;
     ws->next = h->socks;
@@ -437,6 +572,7 @@ static void home_leave(sp_ws *ws)
     ws_home *h = ws->home;
     if (!h)
         return;
+    dirty_unlink(ws);
     if (ws->prev)
         ws->prev->next = ws->next;
     else
@@ -445,8 +581,9 @@ static void home_leave(sp_ws *ws)
         ws->next->prev = ws->prev;
     ws->home = NULL;
     if (--h->n == 0) {
-        uv_timer_stop(&h->timer);
         uv_close((uv_handle_t *)&h->timer, on_home_closed);
+        uv_close((uv_handle_t *)&h->check, on_home_closed);
+        uv_close((uv_handle_t *)&h->idle, on_home_closed);
         if (tls_home == h)
             tls_home = NULL;
     }
@@ -463,10 +600,8 @@ static sp_ws *ws_new(const sp_ws_options *o, const sp_ws_callbacks *cb, void *ar
     sp_buf_init(&ws->in, SP_BUF_UNLIMITED);
     ws->ping_ms = o->ping_interval_ms ? o->ping_interval_ms : DEFAULT_PING_MS;
     ws->pong_ms = o->pong_timeout_ms ? o->pong_timeout_ms : DEFAULT_PONG_MS;
-    if (wslay_event_context_server_init(&ws->ctx, &callbacks, ws) != 0)
-        abort(); /* out of memory: decided once, as sp_xmalloc does */
     ws->max_message = o->max_message_bytes ? o->max_message_bytes : DEFAULT_MAX_MESSAGE;
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
+    ws->starved = true; /* no context yet (ctx_get makes one when needed) */
     return ws;
 }
 
@@ -487,36 +622,73 @@ sp_ws *sp_ws_accept(sp_http_req *req, const sp_ws_options *o, const char *accept
     return ws;
 }
 
+/* Writes the header of an unmasked, final text frame of `len` payload
+ * bytes into hdr; returns its size (2, 4 or 10). */
+static size_t text_header(unsigned char hdr[10], uint64_t len)
+{
+    hdr[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        hdr[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        hdr[1] = 126;
+        hdr[2] = (unsigned char)(len >> 8);
+        hdr[3] = (unsigned char)len;
+        return 4;
+    }
+    hdr[1] = 127;
+    for (int i = 0; i < 8; i++)
+        hdr[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+    return 10;
+}
+
 int sp_ws_send_textv(sp_ws *ws, const sp_slice *parts, size_t n, size_t limit)
 {
-    if (ws->over || !ws->s || wslay_event_get_close_sent(ws->ctx))
+    if (ws->over || !ws->s || close_sent(ws))
         return -EPIPE;
     uint64_t len = 0;
     for (size_t i = 0; i < n; i++)
         len += parts[i].len;
     unsigned char hdr[10];
-    size_t hl;
-    hdr[0] = 0x81; /* FIN, text */
-    if (len < 126) {
-        hdr[1] = (unsigned char)len;
-        hl = 2;
-    } else if (len <= 0xffff) {
-        hdr[1] = 126;
-        hdr[2] = (unsigned char)(len >> 8);
-        hdr[3] = (unsigned char)len;
-        hl = 4;
-    } else {
-        hdr[1] = 127;
-        for (int i = 0; i < 8; i++)
-            hdr[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-        hl = 10;
+    sp_slice v[4];
+    v[0] = sp_slice_make((const char *)hdr, text_header(hdr, len));
+    if (n < 4) { /* the usual case: header and payload copied in one call */
+        for (size_t i = 0; i < n; i++)
+            v[1 + i] = parts[i];
+        return sp_http_stream_writev(ws->s, v, n + 1, limit);
     }
-    if (sp_http_stream_queued(ws->s) + hl + len > limit)
+    if (sp_http_stream_queued(ws->s) + v[0].len + len > limit)
         return -EAGAIN;
-    int rc = sp_http_stream_write(ws->s, sp_slice_make((const char *)hdr, hl), UNBOUNDED);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = sp_http_stream_write(ws->s, parts[i], UNBOUNDED);
-    return rc;
+    int rc = sp_http_stream_write(ws->s, v[0], UNBOUNDED);
+    return rc ? rc : sp_http_stream_writev(ws->s, parts, n, UNBOUNDED);
+}
+
+int sp_ws_send_text(sp_ws *ws, sp_slice payload, size_t limit)
+{
+    if (ws->over || !ws->s || close_sent(ws))
+        return -EPIPE;
+    unsigned char hdr[10];
+    sp_slice v[2] = {sp_slice_make((const char *)hdr, text_header(hdr, payload.len)), payload};
+    return sp_http_stream_writev(ws->s, v, 2, limit);
+}
+
+void sp_ws_flush_soon(sp_ws *ws)
+{
+    ws_home *h = ws->home;
+    if (ws->over || !ws->s || ws->dirty)
+        return;
+    if (!h) {
+        sp_ws_flush(ws);
+        return;
+    }
+    if (!h->dirty)
+        uv_idle_start(&h->idle, on_idle);
+    ws->dirty = true;
+    ws->dirty_next = h->dirty;
+    if (h->dirty)
+        h->dirty->dirty_prev = ws;
+    h->dirty = ws;
 }
 
 size_t sp_ws_queued(const sp_ws *ws)
@@ -550,9 +722,9 @@ void sp_ws_close(sp_ws *ws, int code, const char *reason)
     if (ws->over)
         return;
     ws->busy++;
-    if (ws->s && !wslay_event_get_close_sent(ws->ctx)) {
+    if (ws->s && !close_sent(ws)) {
         queue_close(ws, code, reason);
-        if (wslay_event_want_write(ws->ctx))
+        if (want_write(ws))
             wslay_event_send(ws->ctx);
     }
     finish(ws, code, false);
@@ -560,16 +732,21 @@ void sp_ws_close(sp_ws *ws, int code, const char *reason)
     maybe_free(ws);
 }
 
-int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes, size_t *messages)
+int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes, size_t chunk,
+                         size_t *messages)
 {
     sp_ws_options o = {.max_message_bytes = max_message_bytes};
     sp_ws *ws = ws_new(&o, NULL, NULL);
     ws->detached = true;
     ws->busy++;
-    feed(ws, data, len);
-    int code = ws->over                              ? ws->close_code
-               : wslay_event_get_close_sent(ws->ctx) ? wslay_event_get_status_code_sent(ws->ctx)
-                                                     : 0;
+    size_t step = chunk ? chunk : len;
+    for (size_t off = 0; off < len && !ws->over && !close_sent(ws); off += step)
+        feed(ws, data + off, len - off < step ? len - off : step);
+    if (len == 0)
+        feed(ws, data, 0);
+    int code = ws->over         ? ws->close_code
+               : close_sent(ws) ? wslay_event_get_status_code_sent(ws->ctx)
+                                : 0;
     if (messages)
         *messages = ws->messages;
     ws_free(ws);

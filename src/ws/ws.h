@@ -92,15 +92,18 @@ sp_ws *sp_ws_accept(sp_http_req *req, const sp_ws_options *o, const char *accept
  * 0; -EAGAIN when the bytes queued plus this frame would pass `limit`
  * (nothing is queued); -EPIPE when the socket is closing. */
 int sp_ws_send_textv(sp_ws *ws, const sp_slice *parts, size_t n, size_t limit);
-static inline int sp_ws_send_text(sp_ws *ws, sp_slice payload, size_t limit)
-{
-    return sp_ws_send_textv(ws, &payload, 1, limit);
-}
+/* sp_ws_send_textv with one part: a shared record's JSON as it is. */
+int sp_ws_send_text(sp_ws *ws, sp_slice payload, size_t limit);
 /* Bytes queued and not yet written. */
 size_t sp_ws_queued(const sp_ws *ws);
 /* Writes what is queued now. May end the socket (on_close fires) when the
  * connection fails. */
 void sp_ws_flush(sp_ws *ws);
+/* Writes what is queued once the loop's current I/O callbacks are done
+ * (its check phase, in the same turn): every frame queued meanwhile goes
+ * out in the same write. Asking again before then costs nothing. The
+ * write may end the socket (on_close fires from the loop). */
+void sp_ws_flush_soon(sp_ws *ws);
 /* Stops (true) or restarts reading the client's messages: messages already
  * received are still delivered, nothing more is read. */
 void sp_ws_pause_input(sp_ws *ws, bool pause);
@@ -111,9 +114,12 @@ void sp_ws_close(sp_ws *ws, int code, const char *reason);
 
 /* ---- frame parsing without a connection (fuzzing, tests) ----------------- */
 
-/* Feeds `data` to a fresh server-side wslay context with the same
- * callbacks and limits as a live socket, the output discarded. Returns the
- * close code the server would send (0: none). */
-int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes, size_t *messages);
+/* Feeds `data` to a fresh server-side socket with the same callbacks and
+ * limits as a live one, the output discarded: all at once (chunk 0) or
+ * `chunk` bytes per read, so that the wslay context is released and made
+ * again between reads as on a live socket. Returns the close code the
+ * server would send (0: none). */
+int sp_ws_parse_for_test(const char *data, size_t len, size_t max_message_bytes, size_t chunk,
+                         size_t *messages);
 
 #endif

@@ -312,3 +312,77 @@ def test_client_close_is_answered_and_server_keeps_working(spate):
         c.close()
     assert rest.topic("cc")["name"] == "cc"
     rest.close()
+
+
+def test_socket_state_is_rebuilt_between_frames(spate):
+    """The server keeps no wslay state for a socket at rest and makes it
+    again on the next byte: a message fragmented across pauses, a frame
+    header split over two TCP segments, a ping and more messages all work
+    across those rests, and the limits still apply afterwards."""
+    rest = Rest(spate)
+    rest.create_topic("rest", partitions=1)
+    c = RawWS(spate.port, "/v1/topics/rest/ws")
+    assert c.status == 101
+
+    def next_of(kind):
+        while True:
+            m = json.loads(c.read_message())
+            if m.get("type") == kind or (kind == "record" and "type" not in m):
+                return m
+
+    msg = json.dumps({"id": "frag", "value": {"text": "in three parts"}}).encode()
+    c.send(frame(0x1, msg[:10], fin=False))
+    time.sleep(0.1)  # the server is at rest inside a fragmented message
+    c.send(frame(0x0, msg[10:20], fin=False))
+    time.sleep(0.1)
+    c.send(frame(0x0, msg[20:]))
+    assert next_of("ack")["id"] == "frag"
+    assert next_of("record")["value"] == {"text": "in three parts"}
+
+    whole = frame(0x1, json.dumps({"id": "split", "value": {"n": 1}}))
+    c.send(whole[:1])  # one byte of a header, then a rest
+    time.sleep(0.1)
+    c.send(whole[1:])
+    assert next_of("ack")["id"] == "split"
+
+    c.send(frame(0x9, b"still there?"))
+    while True:
+        fin, op, payload = c.read_frame()
+        if op == 0xA:
+            assert payload == b"still there?"
+            break
+
+    time.sleep(0.1)
+    c.send(frame(0x1, b"x" * 10, length=2 << 20))  # a header claiming 2 MiB
+    assert c.expect_close() == 1009
+    c.close()
+    rest.close()
+
+
+def test_idle_sockets_cost_little_memory(spate_factory):
+    """An idle WebSocket subscriber costs the server well under 8 KiB
+    (RSS growth per connection; wslay's two 4 KiB buffers exist only while
+    a socket has something in flight)."""
+    srv = spate_factory(threads=1)
+    rest = Rest(srv)
+    rest.create_topic("idle", partitions=1)
+    warm = [RawWS(srv.port, "/v1/topics/idle/ws") for _ in range(20)]
+
+    def rss_kib():
+        with open("/proc/%d/status" % srv.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+
+    n = 400
+    before = rss_kib()
+    socks = [RawWS(srv.port, "/v1/topics/idle/ws") for _ in range(n)]
+    assert all(s.status == 101 for s in socks)
+    # every socket has been set up: a record reaches the last one
+    rest.request("POST", "/v1/topics/idle/records", {"n": 1})
+    assert json.loads(socks[-1].read_message())["value"] == {"n": 1}
+    per_conn = (rss_kib() - before) / n
+    assert per_conn < 8, "%.1f KiB per idle WebSocket" % per_conn
+    for s in socks + warm:
+        s.close()
+    rest.close()
