@@ -187,10 +187,12 @@ cell_rest() { # awaited|fire
 
 latency_run() { # name sub-url pub-url
     local out
-    out=$(taskset -c "$CLI_CPU" "$ref_rundir/fanout_client" -s "$2" -n "$BENCH_SUBS" -p "$3" \
-        -r "$BENCH_RATE" -w "$BENCH_WARMUP" -d "$BENCH_SECONDS" 2>/dev/null | tail -1)
-    printf '  %-10s %s\n' "$1" "$out"
-    R[lat/$1]=$(grep -o 'p99_us=[0-9.]*' <<<"$out" | cut -d= -f2 || true)
+    out=$(taskset -c "$CLI_CPU" "$ref_rundir/fanout_client" -q -s "$2" -n "$BENCH_SUBS" -p "$3" \
+        -r "$BENCH_RATE" -w "$BENCH_WARMUP" -d "$BENCH_SECONDS" 2>/dev/null || true)
+    printf '  %-10s %s | %s | %s\n' "$1" "$(grep -o 'pub_ok=[0-9]* pub_err=[0-9]*' <<<"$out")" \
+        "$(grep -o 'delivered=[0-9]* delivered_per_s=[0-9.]* expected_per_s=[0-9.]*' <<<"$out")" \
+        "$(grep -o 'lat_p50_us=[0-9.]* lat_p90_us=[0-9.]* lat_p99_us=[0-9.]*' <<<"$out")"
+    R[lat/$1]=$(grep -o 'lat_p99_us=[0-9.]*' <<<"$out" | cut -d= -f2 || true)
 }
 
 cell_latency() {
