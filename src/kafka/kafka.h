@@ -33,6 +33,7 @@
  *   spate.max_fetch_bytes   bytes one history read fetches at most (4 MiB)
  *
  * Defaults spate sets unless given: enable.idempotence=true, acks=all,
+ * linger.ms=1 (producer), fetch.wait.max.ms=10 (consumers),
  * statistics.interval.ms=1000, client.id=spate, reconnect.backoff.max.ms=1000
  * (librdkafka expires messages late while it backs off from a dead broker:
  * this keeps message.timeout.ms honest within about a second). "bootstrap.servers" is
