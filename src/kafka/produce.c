@@ -21,6 +21,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "kafka/kafka_int.h"
 #include "store/partitioner.h"
 
@@ -41,6 +42,8 @@ typedef struct kappend {
     char caller_err[128];
     sp_store_ack ack;
     bool have_offset;
+    int64_t now;      /* the create time given to records without a timestamp */
+    int64_t first_ts; /* the first record's create time */
     char errstr[256];
 } kappend;
 
@@ -84,7 +87,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         if (!a->have_offset || off < a->ack.base_offset) {
             a->ack.base_offset = off;
             a->ack.partition = (uint32_t)m->partition;
-            a->ack.timestamp = rd_kafka_message_timestamp(m, NULL);
+            /* the broker's LogAppendTime when the topic uses it, else the
+             * record's create time (librdkafka 2.0.2's mock reports a fixed
+             * LogAppendTime of 1234: not a plausible time, ignored) */
+            rd_kafka_timestamp_type_t tt;
+            int64_t ts = rd_kafka_message_timestamp(m, &tt);
+            int64_t created = a->first_ts; /* the lowest offset is the first record */
+            a->ack.timestamp =
+                tt == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME && ts >= created - 24 * 3600 * 1000LL
+                    ? ts
+                    : created;
             a->have_offset = true;
         }
         sp__kafka_meta_note_end(kb, rd_kafka_topic_name(m->rkt), (uint32_t)m->partition, off + 1);
@@ -301,13 +313,13 @@ static rd_kafka_resp_err_t produce_one(rd_kafka_t *rk, const char *topic, int pa
                                        const sp_store_record *r, kappend *a)
 {
     rd_kafka_headers_t *h = headers_of(r);
-    rd_kafka_resp_err_t e =
-        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_KEY(r->key.base, r->key.base ? r->key.len : 0),
-                          RD_KAFKA_V_VALUE((void *)r->value.base, r->value.len),
-                          RD_KAFKA_V_TIMESTAMP(r->timestamp >= 0 ? r->timestamp : 0),
-                          RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_END);
+    int64_t ts = r->timestamp >= 0 ? r->timestamp : a->now;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY(r->key.base, r->key.base ? r->key.len : 0),
+        RD_KAFKA_V_VALUE((void *)r->value.base, r->value.len), RD_KAFKA_V_TIMESTAMP(ts),
+        RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_END);
     if (e && h)
         rd_kafka_headers_destroy(h);
     return e;
@@ -358,6 +370,8 @@ int sp__kafka_append(void *impl, const char *topic, int32_t partition, const sp_
     a->n = (uint32_t)n;
     a->ack.count = (uint32_t)n;
     a->ack.partition = (uint32_t)p;
+    a->now = sp_time_now_ms();
+    a->first_ts = recs[0].timestamp >= 0 ? recs[0].timestamp : a->now;
     /* Reports may arrive (on the backend thread) while we still produce:
      * hold one extra expected report until all are queued. */
     a->expected = 1;

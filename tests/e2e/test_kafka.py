@@ -261,6 +261,7 @@ def test_serve_rest_produce_read_by_kcat(dev, kafka_spate):
     for i, a in enumerate(acks):
         r = by_pos[(a["partition"], a["offset"])]
         assert r["key"] == "k%d" % (i % 7) and json.loads(r["payload"]) == {"i": i}
+        assert a["timestamp"] == r["ts"]  # the ack names the record's own time
     assert_order_per_key([dict(r, **{"k": r["key"]}) for r in recs],
                          lambda r: {"k": r["key"], "n": json.loads(r["payload"])["i"]})
     # history through spate: the same records at the same offsets
