@@ -43,11 +43,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/lib-ref.sh
 . "$root/bench/lib-ref.sh"
 
-SPATE_BIN=${SPATE_BIN:-$root/build/spate}
-REF_DIR=${REF_DIR:-$root/../shared/reference}
-[ -d "$REF_DIR" ] || REF_DIR=/work/shared/reference
-REF_DIR=$(cd "$REF_DIR" && pwd)
-REF_PYTHON=${REF_PYTHON:-/usr/bin/python3}
+ref_paths "$root"
 BENCH_SECONDS=${BENCH_SECONDS:-3}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_CONNS=${BENCH_CONNS:-1 100}

@@ -11,6 +11,16 @@ REF_PIDS=()
 REF_STOP_WAIT=${REF_STOP_WAIT:-8}
 ref_rundir=
 
+# ref_paths ROOT: SPATE_BIN, REF_DIR (the reference peers, absolute) and
+# REF_PYTHON, each from the environment when set.
+ref_paths() {
+    SPATE_BIN=${SPATE_BIN:-$1/build/spate}
+    REF_DIR=${REF_DIR:-$1/../shared/reference}
+    [ -d "$REF_DIR" ] || REF_DIR=/work/shared/reference
+    REF_DIR=$(cd "$REF_DIR" && pwd)
+    REF_PYTHON=${REF_PYTHON:-/usr/bin/python3}
+}
+
 # ref_init NAME: scratch directory in $ref_rundir and the exit trap.
 ref_init() {
     ref_rundir=$(mktemp -d "${TMPDIR:-/tmp}/spate-$1.XXXXXX")
