@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/time.h"
 #include "kafka/kafka_int.h"
 
 #define MAX_TOPICS 10000
@@ -148,7 +149,28 @@ void sp__kafka_meta_timer_start(sp__kafka *kb)
                    (uint64_t)kb->metadata_interval_ms);
 }
 
-/* Partition count from the cache; a miss refreshes once (blocking). */
+/* True for one caller at most every MISS_REFRESH_MS, across threads. */
+#define MISS_REFRESH_MS 1000
+static bool miss_refresh_allowed(sp__kafka *kb)
+{
+    long long now = (long long)sp_time_now_ms();
+    long long last = atomic_load(&kb->miss_refresh_ms);
+    return now - last >= MISS_REFRESH_MS &&
+           atomic_compare_exchange_strong(&kb->miss_refresh_ms, &last, now);
+}
+
+static void kick_refresh(sp_loop *loop, void *arg)
+{
+    sp__kafka *kb = arg;
+    if (loop)                           /* NULL: posted as the backend closed */
+        on_meta_timer(&kb->meta_timer); /* a no-op while a refresh runs */
+}
+
+/* Partition count from the cache. A miss on an I/O loop never waits for
+ * the brokers (a client naming made-up topics must not stall its loop):
+ * it asks the backend thread for a refresh, at most once a second, and
+ * answers -ENOENT; the topic is known once that refresh is in. Before the
+ * backend's loop runs, and on it, a miss refreshes synchronously. */
 int sp__kafka_meta_partitions(sp__kafka *kb, const char *topic)
 {
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -158,6 +180,11 @@ int sp__kafka_meta_partitions(sp__kafka *kb, const char *topic)
         uv_mutex_unlock(&kb->meta.lock);
         if (n > 0 || attempt == 1 || !sp_store_topic_name_valid(topic))
             return n;
+        if (kb->loop_started && !sp__kafka_on_loop(kb)) {
+            if (miss_refresh_allowed(kb))
+                sp_loop_post(&kb->loop, kick_refresh, kb);
+            return n;
+        }
         sp__kafka_meta_refresh(kb);
     }
     return -ENOENT;

@@ -111,6 +111,10 @@ struct sp__kafka {
     sp__kmeta meta;
     uv_timer_t meta_timer;
     uv_work_t meta_work;
+    /* When a lookup of a topic the cache does not know last refreshed the
+     * metadata (ms): such refreshes block an I/O loop, so a client asking
+     * for made-up topic names gets at most one per second. */
+    atomic_llong miss_refresh_ms;
     bool meta_busy;
     sp__kstats stats;
     /* spate.* settings */

@@ -455,3 +455,30 @@ def test_serve_topic_admin_never_stalls_the_loop(dev, kafka_spate):
     assert "did not confirm in time" in body["detail"], body
     assert 1.0 < took < 1.5 + 5 * SLOW, took
     rest.close()
+
+
+def test_serve_unknown_topics_do_not_stall_the_loop(dev, kafka_spate):
+    # A topic the metadata cache does not know makes spate ask the brokers
+    # from its backend thread, at most once a second; the request itself
+    # never waits (with 150 ms of broker RTT, 40 made-up names in a row
+    # took 45 s when each waited for a metadata refresh).
+    srv = kafka_spate("server.threads=1")
+    for b in (1, 2, 3):
+        dev.ok("rtt %d 150" % b)
+    with Conn(srv.port) as c:
+        def ask(i):
+            c.send(("GET /v1/topics/made-up-%d/latest HTTP/1.1\r\nHost: x\r\n\r\n" % i).encode())
+            return c.read_response()
+        (rs, took) = timed(lambda: [ask(i) for i in range(40)])
+        assert all(r.status == 404 for r in rs), [r.status for r in rs]
+        assert took < 2.5 * SLOW, took
+    dev.topic("late", 1)  # a real new topic is still found, once a refresh ran
+    rest = Rest(srv)
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        status, _ = rest.request("GET", "/v1/topics/late/latest")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert status == 200
+    rest.close()
