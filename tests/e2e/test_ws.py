@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from conftest import SLOW
+from conftest import SANITIZE, SLOW
 from sse_helpers import Rest
 from spate_http import Conn
 from ws_helpers import RawWS, close_payload, frame
@@ -382,7 +382,10 @@ def test_idle_sockets_cost_little_memory(spate_factory):
     rest.request("POST", "/v1/topics/idle/records", {"n": 1})
     assert json.loads(socks[-1].read_message())["value"] == {"n": 1}
     per_conn = (rss_kib() - before) / n
-    assert per_conn < 8, "%.1f KiB per idle WebSocket" % per_conn
+    # ASan's redzones and quarantine put ~2-4 KiB on top (8.0 once seen):
+    # the sanitizer build checks the bound loosely, the release build tightly
+    limit = 12 if SANITIZE else 8
+    assert per_conn < limit, "%.1f KiB per idle WebSocket" % per_conn
     for s in socks + warm:
         s.close()
     rest.close()
