@@ -14,6 +14,12 @@
 bool sp__api_topic_param(sp_http_req *req, sp_api *api, char out[SP_API_TOPIC_MAX + 1],
                          bool must_exist);
 /* Answers {"detail": "<fmt...>"} with status. */
+/* The HTTP status and message for a failed append (REST, seed routes,
+ * WebSocket publishes): err is the backend's negative errno, detail its
+ * own text (the broker's error on Kafka) or NULL, appended to the message
+ * in out. -ETIMEDOUT is 504, an unreachable log (-ENOTCONN), a full queue
+ * and shutdown 503, a missing topic 404. */
+int sp__api_append_error(int err, const char *detail, char *out, size_t cap);
 void sp__api_errorf(sp_http_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Parses an unsigned integer query parameter; missing -> def. Answers 422

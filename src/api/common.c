@@ -1,7 +1,9 @@
 /* common.c - small helpers every endpoint uses. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "api/api_int.h"
 #include "core/alloc.h"
@@ -14,6 +16,29 @@ void sp__api_errorf(sp_http_req *req, int status, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     sp_http_respond_error(req, status, msg);
+}
+
+int sp__api_append_error(int err, const char *detail, char *out, size_t cap)
+{
+    int status = 500;
+    const char *msg = "Append failed";
+    switch (err) {
+    case -EAGAIN: status = 503, msg = "Backend queue is full, retry later"; break;
+    case -ESHUTDOWN: status = 503, msg = "Server is shutting down"; break;
+    case -ENOTCONN: status = 503, msg = "The log is unreachable"; break;
+    case -ETIMEDOUT: status = 504, msg = "The log did not acknowledge the append in time"; break;
+    case -ENOENT: status = 404, msg = "Topic not found"; break;
+    case -EMSGSIZE: status = 413, msg = "A record is larger than store.max_record_bytes"; break;
+    case -ENOSPC: status = 507, msg = "No space left on the log's disk"; break;
+    case -EUCLEAN: msg = "Partition is fenced after detected corruption; see the server log"; break;
+    case -EINVAL: status = 422, msg = "Invalid partition or empty batch"; break;
+    default: detail = detail && *detail ? detail : strerror(-err); break;
+    }
+    if (detail && *detail)
+        snprintf(out, cap, "%s: %s", msg, detail);
+    else
+        snprintf(out, cap, "%s", msg);
+    return status;
 }
 
 bool sp__api_topic_param(sp_http_req *req, sp_api *api, char out[SP_API_TOPIC_MAX + 1],

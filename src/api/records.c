@@ -144,36 +144,26 @@ static void wait_add(sp_loop *loop, const sp_api *api, produce_op *op)
         wait_arm(w);
 }
 
-/* Maps a backend error to an HTTP answer. */
-static void respond_errno(sp_http_req *req, int err, const char *topic)
+/* Maps a backend error (and the backend's own text, or NULL) to an HTTP
+ * answer; 503s carry Retry-After. */
+static void respond_errno(sp_http_req *req, int err, const char *detail, const char *topic)
 {
     static const sp_http_header retry[] = {
         {{"Retry-After", 11}, {"1", 1}},
         {{"Content-Type", 12}, {"application/json", 16}},
     };
-    char body[512];
-    sp_buf b = {body, 0, sizeof body - 1, sizeof body - 1};
-    switch (err) {
-    case -EAGAIN:
-        sp_json_detail(&b, SP_SLICE_LIT("Backend queue is full, retry later"));
-        sp_http_respond(req, 503, retry, 2, sp_buf_slice(&b));
+    if (err == -ENOENT && topic[0]) {
+        sp__api_errorf(req, 404, "Topic '%s' not found", topic);
         return;
-    case -ESHUTDOWN:
-        sp_json_detail(&b, SP_SLICE_LIT("Server is shutting down"));
-        sp_http_respond(req, 503, retry, 2, sp_buf_slice(&b));
-        return;
-    case -ENOENT: sp__api_errorf(req, 404, "Topic '%s' not found", topic); return;
-    case -EMSGSIZE:
-        sp_http_respond_error(req, 413, "A record is larger than store.max_record_bytes");
-        return;
-    case -ENOSPC: sp_http_respond_error(req, 507, "No space left on the log's disk"); return;
-    case -EUCLEAN:
-        sp_http_respond_error(req, 500,
-                              "Partition is fenced after detected corruption; see the server log");
-        return;
-    case -EINVAL: sp_http_respond_error(req, 422, "Invalid partition or empty batch"); return;
-    default: sp__api_errorf(req, 500, "Append failed: %s", strerror(-err)); return;
     }
+    char msg[400], body[1024];
+    int status = sp__api_append_error(err, detail, msg, sizeof msg);
+    sp_buf b = {body, 0, sizeof body - 1, sizeof body - 1};
+    sp_json_detail(&b, sp_slice_make(msg, strlen(msg)));
+    if (status == 503)
+        sp_http_respond(req, 503, retry, 2, sp_buf_slice(&b));
+    else
+        sp_http_respond(req, status, retry + 1, 1, sp_buf_slice(&b));
 }
 
 /* Appends {"id":"P-O","partition":P,"offset":O,"timestamp":T} after sep;
@@ -219,7 +209,7 @@ static void on_ack(void *arg, const sp_store_ack *ack)
     if (op->wait) {
         wait_unlink(op);
         if (ack->status != 0)
-            respond_errno(op->req, ack->status, "");
+            respond_errno(op->req, ack->status, ack->detail, "");
         else
             op->respond(op->req, ack, op->timestamp, op->n);
     }
@@ -325,7 +315,7 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
             free(op);
     }
     if (rc != 0)
-        respond_errno(req, rc, topic);
+        respond_errno(req, rc, NULL, topic);
     if (recs != small)
         free(recs);
     sp__api_batch_free(&batch);

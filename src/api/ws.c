@@ -287,19 +287,6 @@ static void on_ready(sp_hub_sub *sub, void *arg)
 
 static void drive(ws_client *c);
 
-static const char *errno_detail(int err, int *status)
-{
-    switch (err) {
-    case -EAGAIN: *status = 503; return "Backend queue is full, retry later";
-    case -ESHUTDOWN: *status = 503; return "Server is shutting down";
-    case -ENOENT: *status = 404; return "Topic not found";
-    case -EMSGSIZE: *status = 413; return "A record is larger than store.max_record_bytes";
-    case -ENOSPC: *status = 507; return "No space left on the log's disk";
-    case -EUCLEAN: *status = 500; return "Partition is fenced after detected corruption";
-    default: *status = 500; return "Append failed";
-    }
-}
-
 static void on_ack(void *arg, const sp_store_ack *ack)
 {
     publish_op *op = arg;
@@ -308,8 +295,8 @@ static void on_ack(void *arg, const sp_store_ack *ack)
     if (!c->done) {
         sp_slice id = sp_slice_make(op->id, op->idlen);
         if (ack->status != 0) {
-            int status;
-            const char *detail = errno_detail(ack->status, &status);
+            char detail[400];
+            int status = sp__api_append_error(ack->status, ack->detail, detail, sizeof detail);
             reply_error(c, id, SP_SLICE_NULL, status, detail);
         } else {
             sp_buf_reset(&c->out);
@@ -488,8 +475,8 @@ static int publish(ws_client *c, const publish_req *p)
     free(op);
     if (rc == -EAGAIN)
         return -EAGAIN;
-    int status;
-    const char *detail = errno_detail(rc, &status);
+    char detail[400];
+    int status = sp__api_append_error(rc, NULL, detail, sizeof detail);
     reply_error(c, sp_slice_make(p->id, p->idlen), SP_SLICE_NULL, status, detail);
     return 0;
 }

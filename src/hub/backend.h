@@ -40,6 +40,16 @@
 typedef struct sp_backend sp_backend;
 typedef struct sp_backend_watch sp_backend_watch; /* opaque to callers */
 
+/* Runs on the backend thread, between tail callbacks: following `topic`
+ * resumed at `offset` in `partition`, above the end last announced; the
+ * offsets in between will not be announced. Kafka calls it when offsets
+ * were skipped (compaction, transaction markers) or when a consumer group
+ * handed this instance a partition whose committed offset is ahead (its
+ * records were processed by another member). The embedded store never
+ * calls it. */
+typedef void (*sp_backend_seek_cb)(void *arg, const char *topic, uint32_t partition,
+                                   uint64_t offset);
+
 typedef struct sp_backend_ops {
     const char *name; /* "embedded" or "kafka": shown in /readyz and logs */
     void (*close)(void *impl);
@@ -55,10 +65,17 @@ typedef struct sp_backend_ops {
                 size_t max_records, size_t max_bytes, sp_store_records *out);
     int (*offset_for_time)(void *impl, const char *topic, uint32_t partition, int64_t ts_ms,
                            uint64_t *offset);
-    /* Follows `topic` from start[p] in every partition p (the hub passes
-     * the end offsets it read with topic_describe); cb announces new ends. */
+    /* Where following `topic` begins in each of its npart partitions:
+     * called with start[p] = the end offsets from topic_describe, it may
+     * move them (Kafka: kafka.spate.start=earliest gives the log starts, a
+     * consumer group its committed offsets). Blocks for at most the
+     * backend's admin timeout. Optional: NULL keeps the ends. */
+    int (*follow_start)(void *impl, const char *topic, uint32_t npart, uint64_t *start);
+    /* Follows `topic` from start[p] in every partition p (what
+     * follow_start chose); cb announces new ends, seek jumps (above). */
     int (*watch_add)(void *impl, const char *topic, const uint64_t *start, uint32_t npart,
-                     sp_store_tail_cb cb, void *arg, sp_backend_watch **out);
+                     sp_store_tail_cb cb, sp_backend_seek_cb seek, void *arg,
+                     sp_backend_watch **out);
     void (*watch_remove)(void *impl, sp_backend_watch *w);
     /* 0 when the backend can take appends and serve reads; otherwise a
      * negative errno and a one-line reason in `why` (for /readyz). */
@@ -126,11 +143,16 @@ static inline int sp_backend_offset_for_time(sp_backend *b, const char *topic, u
 {
     return b->ops->offset_for_time(b->impl, topic, partition, ts_ms, offset);
 }
-static inline int sp_backend_watch_add(sp_backend *b, const char *topic, const uint64_t *start,
-                                       uint32_t npart, sp_store_tail_cb cb, void *arg,
-                                       sp_backend_watch **out)
+static inline int sp_backend_follow_start(sp_backend *b, const char *topic, uint32_t npart,
+                                          uint64_t *start)
 {
-    return b->ops->watch_add(b->impl, topic, start, npart, cb, arg, out);
+    return b->ops->follow_start ? b->ops->follow_start(b->impl, topic, npart, start) : 0;
+}
+static inline int sp_backend_watch_add(sp_backend *b, const char *topic, const uint64_t *start,
+                                       uint32_t npart, sp_store_tail_cb cb, sp_backend_seek_cb seek,
+                                       void *arg, sp_backend_watch **out)
+{
+    return b->ops->watch_add(b->impl, topic, start, npart, cb, seek, arg, out);
 }
 static inline void sp_backend_watch_remove(sp_backend *b, sp_backend_watch *w)
 {

@@ -63,10 +63,12 @@ static int be_offset_for_time(void *impl, const char *topic, uint32_t partition,
 /* The store announces new ends of every partition; the hub's own cursor
  * says where it stands, so the start offsets are not needed here. */
 static int be_watch_add(void *impl, const char *topic, const uint64_t *start, uint32_t npart,
-                        sp_store_tail_cb cb, void *arg, sp_backend_watch **out)
+                        sp_store_tail_cb cb, sp_backend_seek_cb seek, void *arg,
+                        sp_backend_watch **out)
 {
     (void)start;
     (void)npart;
+    (void)seek; /* the store's offsets are dense: it never skips */
     sp_store_watch *w;
     int rc = sp_store_watch_add(impl, topic, SP_STORE_PARTITION_ANY, cb, arg, &w);
     if (rc == 0)

@@ -430,6 +430,20 @@ static void on_tail(void *arg, const char *topic, uint32_t partition, uint64_t e
         deliver_range(t->hub, t, partition, end_offset);
 }
 
+/* The backend resumed above our cursor (see sp_backend_seek_cb): the
+ * offsets skipped are not coming, so reading them would only ask the
+ * backend for history. Subscribers see the jump in offsets. */
+static void on_seek(void *arg, const char *topic, uint32_t partition, uint64_t offset)
+{
+    sp__hub_topic *t = arg;
+    if (partition < t->partitions && offset > t->cursor[partition]) {
+        SP_LOG_DEBUG("hub: following resumed further on",
+                     SP_LF_STR("topic", topic) SP_LF_INT("partition", partition)
+                         SP_LF_INT("from", t->cursor[partition]) SP_LF_INT("to", offset));
+        t->cursor[partition] = offset;
+    }
+}
+
 /* ---- priming: the newest records of a topic, merged across partitions ---- */
 
 /* Reads the last `want` records of partition p below its cursor, in offset
@@ -577,6 +591,11 @@ static int topic_open(sp_hub *hub, const char *name, sp__hub_topic **out, char *
     for (uint32_t p = 0; p < t->partitions; p++)
         t->cursor[p] = info.partitions[p].end_offset;
     sp_store_topic_info_free(&info);
+    rc = sp_backend_follow_start(hub->be, name, t->partitions, t->cursor);
+    if (rc != 0) /* follow from the ends; records below them reach caches by priming */
+        SP_LOG_WARN(
+            "hub: the backend could not say where to start following; following from the end",
+            SP_LF_STR("topic", name) SP_LF_INT("error", rc));
     char path[4096];
     if (schema_path(hub, name, path, sizeof path) == 0) {
         t->schema_text = load_file(path, hub->opts.max_schema_bytes, &t->schema_len);
@@ -617,7 +636,8 @@ static sp__hub_topic *registry_remove(sp_hub *hub, const char *name)
 
 static int topic_watch(sp_hub *hub, sp__hub_topic *t)
 {
-    return sp_backend_watch_add(hub->be, t->name, t->cursor, t->partitions, on_tail, t, &t->watch);
+    return sp_backend_watch_add(hub->be, t->name, t->cursor, t->partitions, on_tail, on_seek, t,
+                                &t->watch);
 }
 
 /* Opens `name` from the backend, tells every loop, optionally fills
@@ -747,6 +767,7 @@ typedef struct produce_ctx {
     void *arg;
     sp_store_ack ack;
     sp_hub *hub;
+    char detail[256]; /* ack.detail's copy: the backend's lives in its callback only */
 } produce_ctx;
 
 static void produce_deliver(sp_loop *loop, void *arg)
@@ -761,6 +782,10 @@ static void on_append_done(void *arg, const sp_store_ack *ack)
 {
     produce_ctx *ctx = arg;
     ctx->ack = *ack;
+    if (ack->detail) {
+        snprintf(ctx->detail, sizeof ctx->detail, "%s", ack->detail);
+        ctx->ack.detail = ctx->detail;
+    }
     sp_loop_post(ctx->loop, produce_deliver, ctx);
 }
 
@@ -771,7 +796,8 @@ static void on_fire_done(void *arg, const sp_store_ack *ack)
         atomic_fetch_add(&hub->produce_failures, 1);
         SP_LOG_WARN("fire-and-forget append failed",
                     SP_LF_INT("partition", ack->partition)
-                        SP_LF_STR("error", strerror(-ack->status)));
+                        SP_LF_STR("error", strerror(-ack->status))
+                            SP_LF_STR("detail", ack->detail ? ack->detail : ""));
     }
 }
 

@@ -312,6 +312,11 @@ static void kb_metrics(void *impl, sp_buf *out)
            "Reads served by a fetch from the broker.", (int64_t)st->fetches);
     metric(out, "spate_kafka_window_reads_total", "counter", "Reads served from memory.",
            (int64_t)st->window_hits);
+    metric(out, "spate_kafka_group_partitions", "gauge",
+           "Partitions the consumer group assigned to this instance (group mode).",
+           st->group_partitions);
+    metric(out, "spate_kafka_group_rebalances_total", "counter",
+           "Consumer group assignments and revocations (group mode).", (int64_t)st->rebalances);
     uv_mutex_unlock(&st->lock);
     metric(out, "spate_kafka_pending_appends", "gauge", "Records awaiting a delivery report.",
            atomic_load(&kb->pending));
@@ -355,6 +360,17 @@ static void spate_defaults(sp__kafka *kb)
 
 static int spate_set(sp__kafka *kb, const char *k, const char *v, char *err, size_t errlen)
 {
+    if (strcmp(k, "spate.start") == 0) {
+        static const char *const names[] = {"latest", "earliest", "committed"};
+        for (size_t i = 0; i < SP_ARRAY_LEN(names); i++)
+            if (strcmp(v, names[i]) == 0) {
+                kb->start = (sp__kstart)i;
+                return 0;
+            }
+        snprintf(err, errlen,
+                 "kafka.spate.start: expected latest, earliest or committed, got \"%s\"", v);
+        return -EINVAL;
+    }
     for (size_t i = 0; i < SP_ARRAY_LEN(spate_opts); i++) {
         const spate_opt *o = &spate_opts[i];
         if (strcmp(o->key, k) != 0)
@@ -412,6 +428,13 @@ static int build_confs(sp__kafka *kb, const sp_config_kv *props, size_t n, char 
         snprintf(err, errlen, "kafka.bootstrap.servers is required");
         rc = -EINVAL;
     }
+    kb->group = given(props, n, "group.id");
+    if (!given(props, n, "spate.start"))
+        kb->start = kb->group ? SP__KSTART_COMMITTED : SP__KSTART_LATEST;
+    if (rc == 0 && kb->start == SP__KSTART_COMMITTED && !kb->group) {
+        snprintf(err, errlen, "kafka.spate.start: committed needs kafka.group.id");
+        rc = -EINVAL;
+    }
     if (rc) {
         rd_kafka_conf_destroy(base);
         return rc;
@@ -435,8 +458,7 @@ static int build_confs(sp__kafka *kb, const sp_config_kv *props, size_t n, char 
     static const char *const cons[][2] = {{"enable.partition.eof", "false"},
                                           {"fetch.wait.max.ms", "10"},
                                           {"queued.max.messages.kbytes", "8192"},
-                                          {"auto.offset.reset", "earliest"},
-                                          {"enable.auto.commit", "false"}};
+                                          {"auto.offset.reset", "earliest"}};
     for (size_t i = 0; i < SP_ARRAY_LEN(common); i++)
         if (!given(props, n, common[i][0]))
             conf_set(base, common[i][0], common[i][1], err, errlen);
@@ -448,12 +470,30 @@ static int build_confs(sp__kafka *kb, const sp_config_kv *props, size_t n, char 
     for (size_t i = 0; i < SP_ARRAY_LEN(cons); i++)
         if (!given(props, n, cons[i][0]))
             conf_set(kb->cconf, cons[i][0], cons[i][1], err, errlen);
+    /* Without a group nothing is committed; in group mode librdkafka
+     * commits (enable.auto.commit, its default) what the tail stored. */
+    if (!kb->group)
+        conf_set(kb->cconf, "enable.auto.commit", "false", err, errlen);
+    /* A commit on revoke can be refused while the group rebalances (the
+     * mock coordinator always refuses it then); committing every 200 ms
+     * instead of librdkafka's 5 s keeps what a member may replay small. */
+    else if (!given(props, n, "auto.commit.interval.ms"))
+        conf_set(kb->cconf, "auto.commit.interval.ms", "200", err, errlen);
+    char reset[32] = "";
+    size_t rsize = sizeof reset;
+    rd_kafka_conf_get(kb->cconf, "auto.offset.reset", reset, &rsize);
+    kb->reset_earliest = strcmp(reset, "smallest") == 0 || strcmp(reset, "earliest") == 0 ||
+                         strcmp(reset, "beginning") == 0;
     /* The reader is synchronous: no statistics (nobody would poll them),
      * EOF tells it the partition's end, small prefetch. */
     kb->rconf = rd_kafka_conf_dup(kb->cconf);
     conf_set(kb->rconf, "statistics.interval.ms", "0", err, errlen);
     conf_set(kb->rconf, "enable.partition.eof", "true", err, errlen);
     conf_set(kb->rconf, "enable.auto.offset.store", "false", err, errlen);
+    conf_set(kb->rconf, "enable.auto.commit", "false", err, errlen); /* never commits */
+    /* Not a group member: with kafka.group.id its group coordinator
+     * handling got in the way of the admin requests it also makes. */
+    conf_set(kb->rconf, "group.id", "", err, errlen);
     char kbytes[32];
     snprintf(kbytes, sizeof kbytes, "%zu", kb->max_fetch_bytes / 1024 + 1);
     conf_set(kb->rconf, "queued.max.messages.kbytes", kbytes, err, errlen);
@@ -538,6 +578,7 @@ static const sp_backend_ops kafka_ops = {
     .partition_for_key = sp__kafka_partition_for_key,
     .read = sp__kafka_read,
     .offset_for_time = sp__kafka_offset_for_time,
+    .follow_start = sp__kafka_follow_start,
     .watch_add = sp__kafka_watch_add,
     .watch_remove = sp__kafka_watch_remove,
     .ready = kb_ready,

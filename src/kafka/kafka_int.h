@@ -56,6 +56,7 @@ struct sp_backend_watch {
     uint32_t npart;
     sp__kwin *win; /* npart windows */
     sp_store_tail_cb cb;
+    sp_backend_seek_cb seek;
     void *arg;
 };
 
@@ -90,8 +91,16 @@ typedef struct sp__kstats {
     bool all_down;
     char why[256];
     /* counters */
-    uint64_t delivered, failed, fatal_recreates, fetches, window_hits;
+    uint64_t delivered, failed, fatal_recreates, fetches, window_hits, rebalances;
+    int64_t group_partitions; /* assigned to this instance (group mode) */
 } sp__kstats;
+
+/* Where the tail starts following a topic (kafka.spate.start). */
+typedef enum sp__kstart {
+    SP__KSTART_LATEST,    /* the partition ends: only new records (no group) */
+    SP__KSTART_EARLIEST,  /* the log starts: every retained record */
+    SP__KSTART_COMMITTED, /* the group's committed offsets (group mode) */
+} sp__kstart;
 
 struct sp__kafka {
     sp_loop loop;
@@ -104,6 +113,15 @@ struct sp__kafka {
     uv_mutex_t rlock;
     sp__kq *pq;     /* producer main queue (heap: replaced with the producer) */
     sp__kq tmq, tq; /* tail consumer: main queue, messages */
+    /* Group mode (kafka.group.id): the tail consumer subscribes to the
+     * watched topics in that group instead of assigning every partition;
+     * offsets are stored once the hub took the records and committed by
+     * librdkafka (enable.auto.commit). The timer polls it at least once a
+     * second, as max.poll.interval.ms requires even when nothing arrives. */
+    bool group;
+    bool reset_earliest; /* auto.offset.reset: where uncommitted partitions start */
+    sp__kstart start;
+    uv_timer_t group_timer;
     atomic_long pending;
     atomic_bool closing;
     uv_rwlock_t wlock;
@@ -148,8 +166,10 @@ int sp__kafka_flush(void *impl);
 /* tail.c */
 int sp__kafka_tail_new(sp__kafka *kb, char *err, size_t errlen);
 void sp__kafka_tail_close(sp__kafka *kb);
+int sp__kafka_follow_start(void *impl, const char *topic, uint32_t npart, uint64_t *start);
 int sp__kafka_watch_add(void *impl, const char *topic, const uint64_t *start, uint32_t npart,
-                        sp_store_tail_cb cb, void *arg, sp_backend_watch **out);
+                        sp_store_tail_cb cb, sp_backend_seek_cb seek, void *arg,
+                        sp_backend_watch **out);
 void sp__kafka_watch_remove(void *impl, sp_backend_watch *w);
 int sp__kafka_read(void *impl, const char *topic, uint32_t partition, uint64_t from,
                    size_t max_records, size_t max_bytes, sp_store_records *out);

@@ -68,6 +68,7 @@ static void append_finish(sp__kafka *kb, kappend *a)
     uv_mutex_unlock(&kb->stats.lock);
     if (a->cb) {
         tl_errstr = a->errstr;
+        a->ack.detail = a->ack.status && a->errstr[0] ? a->errstr : NULL;
         a->cb(a->arg, &a->ack);
         tl_errstr = "";
     }

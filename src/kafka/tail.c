@@ -13,7 +13,19 @@
  * Older offsets are fetched by the reader consumer: start at `from`, take
  * what arrives until max_records/max_bytes, the partition's end (EOF) or
  * spate.read_timeout, stop. One fetch at a time (rlock): history reads are
- * the exception, and this bounds what they cost the broker. */
+ * the exception, and this bounds what they cost the broker.
+ *
+ * Group mode (kafka.group.id): the tail consumer subscribes to the watched
+ * topics in that consumer group, so the group's members share the
+ * partitions and each record reaches one of them (processing, not
+ * fan-out). A partition assigned here starts at the group's committed
+ * offset; the windows and the watch callbacks work as above for the
+ * partitions this instance holds. Once a watch callback returned (the hub
+ * took the records), their offsets are stored and librdkafka commits them
+ * (enable.auto.commit, and at close). A first record above a window's end
+ * (a partition that arrives from another member that processed further,
+ * or offsets skipped by compaction) is announced with the seek callback
+ * before the records that follow it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,8 +195,9 @@ static void note_grown(grown *g, size_t *ng, sp_backend_watch *w, uint32_t p)
     g[(*ng)++] = (grown){w, p};
 }
 
-/* Files one consumed message; returns the watch it grew or NULL. */
-static sp_backend_watch *take_message(sp__kafka *kb, rd_kafka_message_t *m)
+/* The watch a consumed message belongs to, or NULL (an error, a topic no
+ * longer watched, a partition beyond the watch). */
+static sp_backend_watch *message_watch(sp__kafka *kb, const rd_kafka_message_t *m)
 {
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -194,38 +207,165 @@ static sp_backend_watch *take_message(sp__kafka *kb, rd_kafka_message_t *m)
                                 SP_LF_STR("detail", rd_kafka_message_errstr(m)));
         return NULL;
     }
-    const char *topic = rd_kafka_topic_name(m->rkt);
-    sp_backend_watch *w = watch_find(kb, topic);
+    sp_backend_watch *w = watch_find(kb, rd_kafka_topic_name(m->rkt));
     if (!w || m->partition < 0 || (uint32_t)m->partition >= w->npart)
         return NULL;
-    sp__kwin *win = &w->win[m->partition];
-    if ((uint64_t)m->offset < win->end)
-        return NULL; /* already have it */
-    win_push(kb, win, sp__krec_new(m));
-    sp__kafka_meta_note_end(kb, topic, (uint32_t)m->partition, win->end);
     return w;
 }
 
-/* Drains the tail queue, then announces every partition that grew. Watches
- * are only added and removed on this thread, so w stays valid here. */
+/* Files one consumed message into its window; false when it was already
+ * there. */
+static bool take_message(sp__kafka *kb, sp_backend_watch *w, rd_kafka_message_t *m)
+{
+    sp__kwin *win = &w->win[m->partition];
+    if ((uint64_t)m->offset < win->end)
+        return false; /* already have it */
+    win_push(kb, win, sp__krec_new(m));
+    sp__kafka_meta_note_end(kb, w->topic, (uint32_t)m->partition, win->end);
+    return true;
+}
+
+/* Stores, for the group's next commit, the ends of the partitions the hub
+ * has just taken (group mode). A partition revoked in the meantime is
+ * refused (its new owner starts from the last commit): not an error. */
+static void store_offsets(sp__kafka *kb, const grown *g, size_t ng)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)ng);
+    for (size_t i = 0; i < ng; i++)
+        rd_kafka_topic_partition_list_add(l, g[i].w->topic, (int32_t)g[i].partition)->offset =
+            (int64_t)g[i].w->win[g[i].partition].end;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(kb->tail, l);
+    if (e && e != RD_KAFKA_RESP_ERR__STATE)
+        SP_LOG_DEBUG("kafka: storing offsets failed", SP_LF_STR("detail", rd_kafka_err2str(e)));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Announces every partition in g (the windows' ends) to its watch. */
+static void announce(sp__kafka *kb, const grown *g, size_t ng)
+{
+    for (size_t i = 0; i < ng; i++)
+        g[i].w->cb(g[i].w->arg, g[i].w->topic, g[i].partition, g[i].w->win[g[i].partition].end);
+    if (kb->group && ng)
+        store_offsets(kb, g, ng);
+}
+
+/* Up to DRAIN_BATCH messages, without waiting. A group consumer is polled
+ * with rd_kafka_consumer_poll, which also runs the rebalance callback and
+ * counts as the application's poll for max.poll.interval.ms. */
+static size_t next_batch(sp__kafka *kb, sp__kq *kq, rd_kafka_message_t **msgs)
+{
+    if (!kb->group) {
+        ssize_t n = rd_kafka_consume_batch_queue(kq->q, 0, msgs, DRAIN_BATCH);
+        return n > 0 ? (size_t)n : 0;
+    }
+    size_t n = 0;
+    rd_kafka_message_t *m;
+    while (n < DRAIN_BATCH && (m = rd_kafka_consumer_poll(kb->tail, 0)) != NULL)
+        msgs[n++] = m;
+    return n;
+}
+
+/* Drains the tail queue, then announces every partition that grew. A
+ * record above its window's end is preceded by the announcements so far
+ * and a seek. Watches are only added and removed on this thread, so w
+ * stays valid here. */
 static void drain_tail(sp__kafka *kb, sp__kq *kq)
 {
     rd_kafka_message_t *msgs[DRAIN_BATCH];
     grown g[DRAIN_BATCH];
-    ssize_t n;
-    while ((n = rd_kafka_consume_batch_queue(kq->q, 0, msgs, DRAIN_BATCH)) > 0) {
+    size_t n;
+    while ((n = next_batch(kb, kq, msgs)) > 0) {
         size_t ng = 0;
         uv_rwlock_wrlock(&kb->wlock);
-        for (ssize_t i = 0; i < n; i++) {
-            sp_backend_watch *w = take_message(kb, msgs[i]);
-            if (w)
-                note_grown(g, &ng, w, (uint32_t)msgs[i]->partition);
-            rd_kafka_message_destroy(msgs[i]);
+        for (size_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = msgs[i];
+            sp_backend_watch *w = message_watch(kb, m);
+            if (w && (uint64_t)m->offset > w->win[m->partition].end) {
+                uv_rwlock_wrunlock(&kb->wlock);
+                announce(kb, g, ng);
+                ng = 0;
+                w->seek(w->arg, w->topic, (uint32_t)m->partition, (uint64_t)m->offset);
+                uv_rwlock_wrlock(&kb->wlock);
+            }
+            if (w && take_message(kb, w, m))
+                note_grown(g, &ng, w, (uint32_t)m->partition);
+            rd_kafka_message_destroy(m);
         }
         uv_rwlock_wrunlock(&kb->wlock);
-        for (size_t i = 0; i < ng; i++)
-            g[i].w->cb(g[i].w->arg, g[i].w->topic, g[i].partition, g[i].w->win[g[i].partition].end);
+        announce(kb, g, ng);
     }
+}
+
+/* Group mode: commits the stored offsets now and waits for the answer
+ * (one round trip), so that the partitions' next owner, or the next member
+ * after a restart, starts exactly after what the hub took. */
+static void commit_now(sp__kafka *kb, const char *when)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(kb->tail, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        SP_LOG_WARN("kafka: committing offsets failed",
+                    SP_LF_STR("when", when) SP_LF_STR("detail", rd_kafka_err2str(e)));
+}
+
+/* Group mode: librdkafka's assignment, applied as it comes (eager or
+ * cooperative), logged and counted. Runs inside rd_kafka_consumer_poll. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    sp__kafka *kb = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (!assign) /* the next owner starts from here: what the hub took, now */
+        commit_now(kb, "revoke");
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (coop)
+        e = assign ? rd_kafka_incremental_assign(rk, parts)
+                   : rd_kafka_incremental_unassign(rk, parts);
+    else
+        re = rd_kafka_assign(rk, assign ? parts : NULL);
+    const char *why = e ? rd_kafka_error_string(e) : re ? rd_kafka_err2str(re) : NULL;
+    if (why)
+        SP_LOG_ERROR("kafka: applying the group's assignment failed", SP_LF_STR("detail", why));
+    else
+        SP_LOG_INFO(assign ? "kafka: the group assigned partitions"
+                           : "kafka: the group revoked partitions",
+                    SP_LF_INT("partitions", parts->cnt));
+    if (e)
+        rd_kafka_error_destroy(e);
+    rd_kafka_topic_partition_list_t *now = NULL;
+    int64_t held = 0;
+    if (rd_kafka_assignment(rk, &now) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        held = now->cnt;
+        rd_kafka_topic_partition_list_destroy(now);
+    }
+    uv_mutex_lock(&kb->stats.lock);
+    kb->stats.rebalances++;
+    kb->stats.group_partitions = held;
+    uv_mutex_unlock(&kb->stats.lock);
+}
+
+static void on_group_timer(uv_timer_t *t)
+{
+    sp__kafka *kb = t->data;
+    drain_tail(kb, &kb->tq);
+}
+
+/* Group mode: subscribes to every watched topic (an empty list leaves the
+ * group's topics). On the backend thread. */
+static void resubscribe(sp__kafka *kb)
+{
+    if (!kb->group)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (sp_backend_watch *w = kb->watches; w; w = w->next)
+        rd_kafka_topic_partition_list_add(l, w->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e =
+        l->cnt ? rd_kafka_subscribe(kb->tail, l) : rd_kafka_unsubscribe(kb->tail);
+    if (e)
+        SP_LOG_ERROR("kafka: subscribing the consumer group failed",
+                     SP_LF_STR("detail", rd_kafka_err2str(e)));
+    rd_kafka_topic_partition_list_destroy(l);
 }
 
 static void on_tail_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -256,6 +396,12 @@ int sp__kafka_tail_new(sp__kafka *kb, char *err, size_t errlen)
     rd_kafka_conf_set_opaque(c, kb);
     rd_kafka_conf_set_error_cb(c, on_tail_error);
     rd_kafka_conf_set_stats_cb(c, on_tail_stats);
+    if (kb->group) {
+        rd_kafka_conf_set_rebalance_cb(c, on_rebalance);
+        char e[256];
+        /* Stored by announce() once the hub took the records. */
+        rd_kafka_conf_set(c, "enable.auto.offset.store", "false", e, sizeof e);
+    }
     kb->tail = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, errlen);
     if (!kb->tail) {
         rd_kafka_conf_destroy(c);
@@ -263,20 +409,32 @@ int sp__kafka_tail_new(sp__kafka *kb, char *err, size_t errlen)
     }
     int rc = sp__kq_start(kb, &kb->tmq, rd_kafka_queue_get_main(kb->tail), drain_tail_main);
     if (rc == 0)
-        rc = sp__kq_start(kb, &kb->tq, rd_kafka_queue_new(kb->tail), drain_tail);
-    if (rc)
+        rc = sp__kq_start(kb, &kb->tq,
+                          kb->group ? rd_kafka_queue_get_consumer(kb->tail)
+                                    : rd_kafka_queue_new(kb->tail),
+                          drain_tail);
+    if (rc) {
         snprintf(err, errlen, "kafka: cannot wire the consumer queues: %s", strerror(-rc));
-    return rc;
+        return rc;
+    }
+    if (kb->group) {
+        uv_timer_init(&kb->loop.uv, &kb->group_timer);
+        kb->group_timer.data = kb;
+        uv_timer_start(&kb->group_timer, on_group_timer, 1000, 1000);
+        uv_unref((uv_handle_t *)&kb->group_timer);
+    }
+    return 0;
 }
 
 static void watch_free(sp__kafka *kb, sp_backend_watch *w)
 {
     for (uint32_t p = 0; p < w->npart; p++) {
-        rd_kafka_consume_stop(w->rkt, (int32_t)p);
+        if (!kb->group)
+            rd_kafka_consume_stop(w->rkt, (int32_t)p);
         sp__krec_free_list(w->win[p].head);
     }
-    (void)kb;
-    rd_kafka_topic_destroy(w->rkt);
+    if (w->rkt)
+        rd_kafka_topic_destroy(w->rkt);
     free(w->win);
     free(w->topic);
     free(w);
@@ -296,6 +454,16 @@ void sp__kafka_tail_close(sp__kafka *kb)
     }
     if (!kb->tail)
         return;
+    if (kb->group) {
+        /* Leaves the group, committing what announce() stored. */
+        if (kb->group_timer.data)
+            uv_close((uv_handle_t *)&kb->group_timer, NULL);
+        commit_now(kb, "close");
+        rd_kafka_resp_err_t e = rd_kafka_consumer_close(kb->tail);
+        if (e)
+            SP_LOG_WARN("kafka: leaving the consumer group failed",
+                        SP_LF_STR("detail", rd_kafka_err2str(e)));
+    }
     sp__kq_stop(&kb->tq);
     sp__kq_stop(&kb->tmq);
     rd_kafka_queue_destroy(kb->tq.q);
@@ -311,6 +479,7 @@ typedef struct watch_req {
     const uint64_t *start;
     uint32_t npart;
     sp_store_tail_cb cb;
+    sp_backend_seek_cb seek;
     void *arg;
     sp_backend_watch *w;
     int rc;
@@ -327,30 +496,76 @@ static void watch_add_on_loop(sp__kafka *kb, void *arg)
     w->topic = sp_xstrdup(q->topic);
     w->npart = q->npart;
     w->cb = q->cb;
+    w->seek = q->seek;
     w->arg = q->arg;
     w->win = sp_xcalloc(q->npart, sizeof *w->win);
-    w->rkt = rd_kafka_topic_new(kb->tail, q->topic, NULL);
-    for (uint32_t p = 0; p < q->npart; p++) {
+    for (uint32_t p = 0; p < q->npart; p++)
         w->win[p].end = q->start[p];
-        if (rd_kafka_consume_start_queue(w->rkt, (int32_t)p, (int64_t)q->start[p], kb->tq.q) != 0)
-            SP_LOG_ERROR("kafka: cannot start consuming",
-                         SP_LF_STR("topic", q->topic) SP_LF_INT("partition", p)
-                             SP_LF_STR("detail", rd_kafka_err2str(rd_kafka_last_error())));
+    if (!kb->group) { /* in a group, assignments start at committed offsets */
+        w->rkt = rd_kafka_topic_new(kb->tail, q->topic, NULL);
+        for (uint32_t p = 0; p < q->npart; p++)
+            if (rd_kafka_consume_start_queue(w->rkt, (int32_t)p, (int64_t)q->start[p], kb->tq.q) !=
+                0)
+                SP_LOG_ERROR("kafka: cannot start consuming",
+                             SP_LF_STR("topic", q->topic) SP_LF_INT("partition", p)
+                                 SP_LF_STR("detail", rd_kafka_err2str(rd_kafka_last_error())));
     }
     uv_rwlock_wrlock(&kb->wlock);
     w->next = kb->watches;
     kb->watches = w;
     uv_rwlock_wrunlock(&kb->wlock);
+    resubscribe(kb);
     q->w = w;
+}
+
+/* Where following starts (kafka.spate.start): the ends (latest), the log
+ * starts from the watermark cache (earliest), or the group's committed
+ * offsets, asked of the group coordinator (blocking, bounded by
+ * spate.admin_timeout); a partition the group never committed starts
+ * where auto.offset.reset says. */
+int sp__kafka_follow_start(void *impl, const char *topic, uint32_t npart, uint64_t *start)
+{
+    sp__kafka *kb = impl;
+    if (kb->start == SP__KSTART_LATEST)
+        return 0;
+    uint64_t lo, hi;
+    if (kb->start == SP__KSTART_EARLIEST) {
+        for (uint32_t p = 0; p < npart; p++) {
+            sp__kafka_meta_bounds(kb, topic, p, &lo, &hi);
+            start[p] = lo;
+        }
+        return 0;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)npart);
+    for (uint32_t p = 0; p < npart; p++)
+        rd_kafka_topic_partition_list_add(l, topic, (int32_t)p);
+    rd_kafka_resp_err_t e = rd_kafka_committed(kb->tail, l, kb->admin_timeout_ms);
+    for (int i = 0; e == RD_KAFKA_RESP_ERR_NO_ERROR && i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &l->elems[i];
+        uint32_t p = (uint32_t)tp->partition;
+        if (p >= npart)
+            continue;
+        sp__kafka_meta_bounds(kb, topic, p, &lo, &hi);
+        if (tp->err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0)
+            start[p] = (uint64_t)tp->offset;
+        else if (kb->reset_earliest)
+            start[p] = lo;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        SP_LOG_WARN("kafka: reading the group's committed offsets failed",
+                    SP_LF_STR("topic", topic) SP_LF_STR("detail", rd_kafka_err2str(e)));
+    return sp__kafka_errno(e);
 }
 
 /* Follows `topic` from start[p] in each of its npart partitions. The
  * windows start empty at start[p]; cb runs on the backend thread. */
 int sp__kafka_watch_add(void *impl, const char *topic, const uint64_t *start, uint32_t npart,
-                        sp_store_tail_cb cb, void *arg, sp_backend_watch **out)
+                        sp_store_tail_cb cb, sp_backend_seek_cb seek, void *arg,
+                        sp_backend_watch **out)
 {
     sp__kafka *kb = impl;
-    if (npart == 0 || !cb)
+    if (npart == 0 || !cb || !seek)
         return -EINVAL;
     if (atomic_load(&kb->closing))
         return -ESHUTDOWN;
@@ -359,7 +574,7 @@ int sp__kafka_watch_add(void *impl, const char *topic, const uint64_t *start, ui
         return parts;
     if ((uint32_t)parts < npart)
         return -EINVAL;
-    watch_req q = {topic, start, npart, cb, arg, NULL, 0};
+    watch_req q = {topic, start, npart, cb, seek, arg, NULL, 0};
     sp__kafka_call(kb, watch_add_on_loop, &q);
     if (q.rc == 0)
         *out = q.w;
@@ -375,6 +590,7 @@ static void watch_remove_on_loop(sp__kafka *kb, void *arg)
     if (*pp)
         *pp = w->next;
     uv_rwlock_wrunlock(&kb->wlock);
+    resubscribe(kb);
     watch_free(kb, w);
 }
 
@@ -401,6 +617,7 @@ void sp__kafka_watch_remove(void *impl, sp_backend_watch *w)
             *pp = w->next;
         w->next = NULL;
         uv_rwlock_wrunlock(&kb->wlock);
+        resubscribe(kb);
         sp_loop_post(&kb->loop, watch_remove_later, w);
         return;
     }

@@ -168,6 +168,9 @@ typedef struct sp_store_ack {
     uint64_t base_offset; /* offset of the first record; the rest follow densely */
     uint32_t count;
     int64_t timestamp; /* the time assigned to records appended without one */
+    /* The backend's own words for a failed status (Kafka: the broker's or
+     * librdkafka's error text), or NULL. Valid during the callback only. */
+    const char *detail;
 } sp_store_ack;
 
 /* Runs on the store thread, exactly once per accepted append. */

@@ -253,7 +253,8 @@ static void complete(sp_store *s, sp__partition *p)
             stat_add(&s->st_records, a->count);
         }
         if (a->cb) {
-            sp_store_ack ack = {a->status, p->id, a->status ? 0 : a->base_offset, a->count, a->ts};
+            sp_store_ack ack = {a->status, p->id, a->status ? 0 : a->base_offset,
+                                a->count,  a->ts, NULL};
             a->cb(a->arg, &ack);
         }
         sp__topic_unref(a->topic);

@@ -81,10 +81,13 @@ def need_kcat():
         pytest.fail("kcat is not installed (Debian package kcat; scripts/install-deps.sh test)")
 
 
-def kcat_produce(bootstrap, topic, lines, key_sep=":", headers=()):
-    """kcat -P: each line KEY<sep>VALUE; headers (k, v) go on every record."""
+def kcat_produce(bootstrap, topic, lines, key_sep=":", headers=(), partition=None):
+    """kcat -P: each line KEY<sep>VALUE; headers (k, v) go on every record;
+    all into one partition when given."""
     cmd = ["kcat", "-b", bootstrap, "-P", "-t", topic, "-K", key_sep, "-X", "linger.ms=1",
            "-X", "partitioner=murmur2_random"]
+    if partition is not None:
+        cmd += ["-p", str(partition)]
     for k, v in headers:
         cmd += ["-H", "%s=%s" % (k, v)]
     p = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True,

@@ -99,8 +99,29 @@ typedef struct tail {
     uv_mutex_t lock;
     uv_cond_t cond;
     uint64_t end[8];
-    int calls;
+    uint64_t seek[8]; /* last seek announced per partition */
+    int calls, seeks;
 } tail;
+
+static void on_seek(void *arg, const char *topic, uint32_t partition, uint64_t offset)
+{
+    (void)topic;
+    tail *t = arg;
+    uv_mutex_lock(&t->lock);
+    if (partition < 8)
+        t->seek[partition] = offset;
+    t->seeks++;
+    uv_mutex_unlock(&t->lock);
+}
+
+static void on_seek_none(void *arg, const char *topic, uint32_t partition, uint64_t offset)
+{
+    (void)arg;
+    (void)topic;
+    (void)partition;
+    (void)offset;
+    fail_msg("unexpected seek"); /* dense offsets in these tests */
+}
 
 static void on_tail(void *arg, const char *topic, uint32_t partition, uint64_t end)
 {
@@ -176,7 +197,7 @@ static sp_backend_watch *watch_from_end(sp_backend *b, const char *name, tail *t
         start[p] = info.partitions[p].end_offset;
     sp_store_topic_info_free(&info);
     sp_backend_watch *w;
-    assert_int_equal(sp_backend_watch_add(b, name, start, *np, on_tail, t, &w), 0);
+    assert_int_equal(sp_backend_watch_add(b, name, start, *np, on_tail, on_seek, t, &w), 0);
     return w;
 }
 
@@ -589,7 +610,8 @@ static void run_follow(const char *name, const char *window)
     f.b = open_backend("spate.window_bytes", window, NULL);
     uint64_t start[3] = {0, 0, 0};
     sp_backend_watch *w;
-    assert_int_equal(sp_backend_watch_add(f.b, name, start, 3, on_tail_read, &f, &w), 0);
+    assert_int_equal(sp_backend_watch_add(f.b, name, start, 3, on_tail_read, on_seek_none, &f, &w),
+                     0);
     made m[40];
     sp_store_record r[40];
     for (int i = 0; i < 40; i++) {
@@ -671,6 +693,74 @@ static int teardown(void **state)
     return 0;
 }
 
+/* kafka.spate.start and consumer-group mode: `earliest` follows from the
+ * log start; `committed` without a group is refused at open; a group
+ * member starts at the committed offsets (the log start when nothing was
+ * committed), its records' offsets are committed once announced, and the
+ * next member of the same group resumes exactly there. */
+static void test_start_and_group(void **state)
+{
+    (void)state;
+    topic("grp", 3);
+    made m[12];
+    sp_store_record r[12];
+    for (int i = 0; i < 12; i++) {
+        make_record(&m[i], i, 3);
+        r[i] = m[i].r;
+    }
+    sp_backend *b = open_backend(NULL, NULL);
+    for (int p = 0; p < 3; p++)
+        assert_int_equal(append_wait(b, "grp", p, r, 10, NULL, NULL, 0), 0);
+    sp_backend_close(b);
+
+    /* latest (default without a group) keeps the ends; earliest: 0 */
+    b = open_backend(NULL, NULL);
+    uint64_t start[3] = {10, 10, 10};
+    assert_int_equal(sp_backend_follow_start(b, "grp", 3, start), 0);
+    assert_true(start[0] == 10 && start[1] == 10 && start[2] == 10);
+    sp_backend_close(b);
+    b = open_backend("spate.start", "earliest", NULL);
+    assert_int_equal(sp_backend_follow_start(b, "grp", 3, start), 0);
+    assert_true(start[0] == 0 && start[1] == 0 && start[2] == 0);
+    sp_backend_close(b);
+
+    sp_config_kv kv[] = {{"bootstrap.servers", bootstrap}, {"spate.start", "committed"}};
+    char err[256] = "";
+    assert_int_equal(sp_kafka_backend_open(kv, 2, &b, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "group.id"));
+
+    /* First member: nothing committed, auto.offset.reset=earliest. */
+    for (int round = 0; round < 2; round++) {
+        b = open_backend("group.id", "spate-test", "session.timeout.ms", "6000", NULL);
+        uint64_t s[3] = {10, 10, 10}, want = round == 0 ? 0 : 10;
+        assert_int_equal(sp_backend_follow_start(b, "grp", 3, s), 0);
+        assert_true(s[0] == want && s[1] == want && s[2] == want);
+        tail t;
+        tail_init(&t);
+        sp_backend_watch *w;
+        assert_int_equal(sp_backend_watch_add(b, "grp", s, 3, on_tail, on_seek, &t, &w), 0);
+        if (round == 1) /* records made while no member was up */
+            for (int p = 0; p < 3; p++)
+                assert_int_equal(append_wait(b, "grp", p, r + 10, 2, NULL, NULL, 0), 0);
+        uint64_t end[3] = {10 + 2 * (uint64_t)round, 10 + 2 * (uint64_t)round,
+                           10 + 2 * (uint64_t)round};
+        tail_wait(&t, end, 3, 30000);
+        assert_int_equal(t.seeks, 0);
+        sp_buf mb;
+        sp_buf_init(&mb, SP_BUF_UNLIMITED);
+        sp_backend_metrics(b, &mb);
+        assert_non_null(strstr(mb.base, "spate_kafka_group_partitions 3\n"));
+        sp_buf_free(&mb);
+        sp_backend_watch_remove(b, w);
+        sp_backend_close(b); /* leaves the group, committing 10 (then 12) */
+    }
+    b = open_backend("group.id", "spate-test", NULL);
+    uint64_t s[3] = {0, 0, 0};
+    assert_int_equal(sp_backend_follow_start(b, "grp", 3, s), 0);
+    assert_true(s[0] == 12 && s[1] == 12 && s[2] == 12);
+    sp_backend_close(b);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -686,6 +776,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_topics_and_config),
         cmocka_unit_test(test_fatal_recreates_producer),
         cmocka_unit_test(test_brokers_down),
+        cmocka_unit_test(test_start_and_group),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
