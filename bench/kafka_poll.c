@@ -127,8 +127,10 @@ static rd_kafka_t *producer(const char *bootstrap, run *r)
 {
     char err[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    const char *kv[][2] = {{"bootstrap.servers", bootstrap}, {"linger.ms", "0"},
-                           {"enable.idempotence", "true"}, {"acks", "all"}};
+    const char *kv[][2] = {{"bootstrap.servers", bootstrap},
+                           {"linger.ms", "0"},
+                           {"enable.idempotence", "true"},
+                           {"acks", "all"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         if (rd_kafka_conf_set(c, kv[i][0], kv[i][1], err, sizeof err) != RD_KAFKA_CONF_OK) {
             fprintf(stderr, "%s\n", err);
