@@ -21,8 +21,9 @@
  * fan-out). A partition assigned here starts at the group's committed
  * offset; the windows and the watch callbacks work as above for the
  * partitions this instance holds. Once a watch callback returned (the hub
- * took the records), their offsets are stored and librdkafka commits them
- * (enable.auto.commit, and at close). A first record above a window's end
+ * took the records), their offsets are stored; librdkafka commits them
+ * every 200 ms (enable.auto.commit) and spate synchronously on revoke and
+ * at close (at least once). A first record above a window's end
  * (a partition that arrives from another member that processed further,
  * or offsets skipped by compaction) is announced with the seek callback
  * before the records that follow it. */
