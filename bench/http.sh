@@ -18,8 +18,12 @@
 #   BENCH_SECONDS  length of each measured run (default 10)
 #   BENCH_WARMUP   warm-up seconds before each run, 0 for none (default 1)
 #   BENCH_CONNS    connection counts (default "10 100 400")
-#   BENCH_REPEAT   runs per cell; the one with the most req/s is kept, which
-#                  filters out runs slowed by other load on the machine (default 1)
+#   BENCH_REPEAT   rounds (default 1). Each round measures every server once,
+#                  in turn, so drift in the machine's speed hits all of them;
+#                  the tables then show, per cell, BENCH_STAT of the rounds
+#   BENCH_STAT     median (default): each figure is the median of its rounds;
+#                  best: the round with the most req/s (filters out rounds
+#                  slowed by other load, flatters every server alike)
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU   cores (default 1 / 0)
 #   BENCH_TARGETS  which cells: any of nginx spate-noop spate-root (default all)
 #   NGINX_PORT     port nginx listens on (default 8080, as in the reference conf)
@@ -36,6 +40,8 @@ BENCH_SECONDS=${BENCH_SECONDS:-10}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_CONNS=${BENCH_CONNS:-10 100 400}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
+BENCH_STAT=${BENCH_STAT:-median}
+case $BENCH_STAT in median | best) ;; *) die "BENCH_STAT is median or best, not $BENCH_STAT" ;; esac
 SRV_CPU=${BENCH_SERVER_CPU:-1}
 CLI_CPU=${BENCH_CLIENT_CPU:-0}
 BENCH_TARGETS=${BENCH_TARGETS:-nginx spate-noop spate-root}
@@ -147,18 +153,30 @@ measure_once() {
         "${R[$cell,busy_srv]}" "${R[$cell,busy_cli]}" "$errs"
 }
 
-# measure CELL PID URL CONNS: BENCH_REPEAT runs, keeps the fastest.
+FIELDS="rps p50 p99 max errs cpu_us busy_srv busy_cli"
+
+# measure CELL PID URL CONNS ROUND: one run, kept as round ROUND.
 measure() {
-    local k=$1/$4 i f best=
-    declare -A keep=()
-    for i in $(seq 1 "$BENCH_REPEAT"); do
-        measure_once "$@"
-        if [ -z "$best" ] || awk -v a="${R[$k,rps]}" -v b="$best" 'BEGIN { exit !(a > b) }'; then
-            best=${R[$k,rps]}
-            for f in rps p50 p99 max errs cpu_us busy_srv busy_cli; do keep[$f]=${R[$k,$f]}; done
-        fi
+    local k=$1/$4 f
+    measure_once "$1" "$2" "$3" "$4"
+    for f in $FIELDS; do R[$k,$f,$5]=${R[$k,$f]}; done
+}
+
+# summarize CELL/CONNS: R[CELL/CONNS,field] = BENCH_STAT over the rounds.
+summarize() {
+    local k=$1 f r best=1 vals
+    if [ "$BENCH_STAT" = best ]; then
+        for r in $(seq 2 "$BENCH_REPEAT"); do
+            awk -v a="${R[$k,rps,$r]}" -v b="${R[$k,rps,$best]}" 'BEGIN { exit !(a > b) }' && best=$r
+        done
+        for f in $FIELDS; do R[$k,$f]=${R[$k,$f,$best]}; done
+        return
+    fi
+    for f in $FIELDS; do
+        vals=$(for r in $(seq 1 "$BENCH_REPEAT"); do echo "${R[$k,$f,$r]}"; done | sort -g)
+        R[$k,$f]=$(awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
+                         else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }' <<<"$vals")
     done
-    for f in "${!keep[@]}"; do R[$k,$f]=${keep[$f]}; done
 }
 
 want() { [[ " $BENCH_TARGETS " == *" $1 "* ]]; }
@@ -167,16 +185,21 @@ want() { [[ " $BENCH_TARGETS " == *" $1 "* ]]; }
 echo "== bench/http.sh: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "   kernel $(uname -r); $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | cut -d' ' -f3)"
 echo "   spate: $SPATE_BIN ($("$SPATE_BIN" --version 2>/dev/null | head -1))"
-echo "   servers on CPU $SRV_CPU, wrk -t1 on CPU $CLI_CPU; ${BENCH_SECONDS}s per run after ${BENCH_WARMUP}s warm-up, best of $BENCH_REPEAT; connections: $BENCH_CONNS"
+echo "   servers on CPU $SRV_CPU, wrk -t1 on CPU $CLI_CPU; ${BENCH_SECONDS}s per run after ${BENCH_WARMUP}s warm-up, $BENCH_STAT of $BENCH_REPEAT interleaved rounds; connections: $BENCH_CONNS"
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 want nginx && start_nginx
 start_spate
 for conns in $BENCH_CONNS; do
     echo "-- $conns connections"
-    want nginx && measure nginx "$nginx_pid" "http://127.0.0.1:$NGINX_PORT/" "$conns"
-    want spate-noop && measure spate-noop "$spate_pid" "http://127.0.0.1:$spate_port/noop" "$conns"
-    want spate-root && measure spate-root "$spate_pid" "http://127.0.0.1:$spate_port/" "$conns"
+    for round in $(seq 1 "$BENCH_REPEAT"); do
+        want nginx && measure nginx "$nginx_pid" "http://127.0.0.1:$NGINX_PORT/" "$conns" "$round"
+        want spate-noop && measure spate-noop "$spate_pid" "http://127.0.0.1:$spate_port/noop" "$conns" "$round"
+        want spate-root && measure spate-root "$spate_pid" "http://127.0.0.1:$spate_port/" "$conns" "$round"
+    done
+    for cell in nginx spate-noop spate-root; do
+        want $cell && summarize "$cell/$conns"
+    done
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }

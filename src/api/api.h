@@ -5,6 +5,8 @@
 #ifndef SP_API_API_H
 #define SP_API_API_H
 
+#include <stdatomic.h>
+
 #include "http/http.h"
 
 struct sp_hub;
@@ -32,6 +34,7 @@ typedef struct sp_api_options {
     uint64_t ack_timeout_ms;      /* hard bound on a durable acknowledgement -> 504 */
     size_t max_batch_records;     /* records in one produce request */
     size_t max_read_records;      /* ?limit= ceiling for history reads */
+    size_t max_pending_reads;     /* history reads waiting on the thread pool (Kafka); 0: 64 */
     unsigned max_json_depth;      /* nesting limit for strict JSON */
     const char *news_topic;       /* without routes_given: GET /latest-news reads it */
     const char *items_topic;      /* without routes_given: POST /items appends to it */
@@ -64,6 +67,7 @@ typedef struct sp_api {
     sp_router *router;                     /* for /openapi.json */
     const char *item_schema; /* the Item model's JSON Schema, for OpenAPI components */
     size_t nbound;
+    atomic_size_t pending_reads; /* history reads on the thread pool now */
 } sp_api;
 
 void sp_api_options_default(sp_api_options *o);

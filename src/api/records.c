@@ -500,50 +500,61 @@ void sp__api_respond_recs(sp_http_req *req, const sp_hub_rec *const *recs, size_
 
 /* ---- history ------------------------------------------------------------------ */
 
-/* Resolves from= / from_time= into an offset of `partition`. */
-static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint32_t partition,
-                         uint64_t *from)
+/* A history read: the request's arguments, parsed on the loop; the
+ * resolution of `from` and the read itself, which may wait on the backend;
+ * the answer, built on the loop.
+ *
+ * On the embedded store everything runs inline (reads come from the page
+ * cache). On Kafka a read outside the in-memory window is a broker fetch
+ * (up to kafka.spate.read_timeout) and from_time asks the brokers for
+ * offsets: the op runs on libuv's thread pool and the answer is sent from
+ * the request's loop, so a slow read never stalls the loop's other
+ * connections. At most api.max_pending_reads wait at once; past that the
+ * answer is 503 with Retry-After (the pool's queue never grows without
+ * bound). */
+typedef enum from_kind { FROM_EARLIEST, FROM_LATEST, FROM_OFFSET, FROM_TIME } from_kind;
+
+typedef struct read_op {
+    uv_work_t work;
+    sp_http_req *req;
+    sp_api *api;
+    char topic[SP_API_TOPIC_MAX + 1];
+    uint32_t partition;
+    size_t limit;
+    from_kind kind;
+    uint64_t offset; /* FROM_OFFSET */
+    int64_t ms;      /* FROM_TIME */
+    uint64_t from;   /* resolved */
+    bool pooled;     /* runs on the thread pool: counted in api->pending_reads */
+    int status;      /* 0, or the HTTP status of a failure described in err */
+    char err[SP_API_TOPIC_MAX + 128];
+    sp_store_records rs;
+} read_op;
+
+/* Parses from= / from_time= into op; answers 422 and returns false when
+ * malformed. */
+static bool parse_from(sp_http_req *req, read_op *op)
 {
-    sp_backend *st = sp_hub_backend(api->hub);
     sp_slice v;
     if (sp_http_req_query_param(req, "from_time", &v)) {
-        int64_t ms;
         unsigned long long n;
         char text[64];
         long tl = sp__api_unescape(v, text, sizeof text);
+        op->kind = FROM_TIME;
         if (sp_slice_to_u64(v, 1ull << 52, &n) == 0) {
-            ms = (int64_t)n;
-        } else if (tl <= 0 || sp_time_parse_iso8601(sp_slice_make(text, (size_t)tl), &ms) != 0) {
+            op->ms = (int64_t)n;
+        } else if (tl <= 0 || sp_time_parse_iso8601(sp_slice_make(text, (size_t)tl), &op->ms) != 0) {
             sp_http_respond_error(req, 422,
                                   "Query parameter 'from_time' must be milliseconds since "
                                   "the epoch or an ISO 8601 time (2026-11-23T19:30:00Z)");
             return false;
         }
-        int rc = sp_backend_offset_for_time(st, topic, partition, ms, from);
-        if (rc != 0) {
-            sp__api_errorf(req, rc == -ENOENT ? 404 : 422, "Cannot seek by time: %s",
-                           strerror(-rc));
-            return false;
-        }
         return true;
     }
-    sp_store_topic_info info;
-    if (sp_backend_topic_describe(st, topic, &info) != 0) {
-        sp__api_errorf(req, 404, "Topic '%s' not found", topic);
-        return false;
-    }
-    bool ok = partition < info.partition_count;
-    uint64_t start = ok ? info.partitions[partition].start_offset : 0;
-    uint64_t end = ok ? info.partitions[partition].end_offset : 0;
-    sp_store_topic_info_free(&info);
-    if (!ok) {
-        sp__api_errorf(req, 422, "Topic '%s' has no partition %u", topic, partition);
-        return false;
-    }
     if (!sp_http_req_query_param(req, "from", &v) || sp_slice_eq_cstr(v, "earliest")) {
-        *from = start;
+        op->kind = FROM_EARLIEST;
     } else if (sp_slice_eq_cstr(v, "latest")) {
-        *from = end;
+        op->kind = FROM_LATEST;
     } else {
         unsigned long long o;
         if (sp_slice_to_u64(v, ~0ULL, &o) != 0) {
@@ -551,35 +562,76 @@ static bool resolve_from(sp_http_req *req, sp_api *api, const char *topic, uint3
                 req, 422, "Query parameter 'from' must be an offset, 'earliest' or 'latest'");
             return false;
         }
-        *from = o > end ? end : o;
+        op->kind = FROM_OFFSET;
+        op->offset = o;
     }
     return true;
 }
 
-static void history(sp_http_req *req, void *udata)
+/* Resolves op->from and reads; on failure sets op->status and op->err.
+ * Touches no request: runs on the loop or on the thread pool. */
+static void read_work(uv_work_t *w)
 {
-    sp_api *api = udata;
-    char topic[SP_API_TOPIC_MAX + 1];
-    uint64_t partition, limit, from;
-    if (!sp__api_topic_param(req, api, topic, true) ||
-        !sp__api_query_u64(req, "partition", 0, 0, 1023, &partition) ||
-        !sp__api_query_u64(req, "limit", 100, 1, api->opts.max_read_records, &limit) ||
-        !resolve_from(req, api, topic, (uint32_t)partition, &from))
-        return;
-    sp_store_records rs;
-    int rc = sp_backend_read(sp_hub_backend(api->hub), topic, (uint32_t)partition, from,
-                             (size_t)limit, 1 << 20, &rs);
+    read_op *op = w->data;
+    sp_backend *be = sp_hub_backend(op->api->hub);
+    int rc;
+    if (op->kind == FROM_TIME) {
+        rc = sp_backend_offset_for_time(be, op->topic, op->partition, op->ms, &op->from);
+        if (rc != 0) {
+            op->status = rc == -ENOENT ? 404 : rc == -ETIMEDOUT ? 504 : 422;
+            snprintf(op->err, sizeof op->err, "Cannot seek by time: %s", strerror(-rc));
+            return;
+        }
+    } else {
+        sp_store_topic_info info;
+        if (sp_backend_topic_describe(be, op->topic, &info) != 0) {
+            op->status = 404;
+            snprintf(op->err, sizeof op->err, "Topic '%s' not found", op->topic);
+            return;
+        }
+        bool ok = op->partition < info.partition_count;
+        uint64_t start = ok ? info.partitions[op->partition].start_offset : 0;
+        uint64_t end = ok ? info.partitions[op->partition].end_offset : 0;
+        sp_store_topic_info_free(&info);
+        if (!ok) {
+            op->status = 422;
+            snprintf(op->err, sizeof op->err, "Topic '%s' has no partition %u", op->topic,
+                     op->partition);
+            return;
+        }
+        op->from = op->kind == FROM_EARLIEST ? start
+                   : op->kind == FROM_LATEST ? end
+                   : op->offset > end        ? end
+                                             : op->offset;
+    }
+    rc = sp_backend_read(be, op->topic, op->partition, op->from, op->limit, 1 << 20, &op->rs);
     if (rc != 0) {
-        sp__api_errorf(req, rc == -ENOENT ? 404 : 500, "Read failed: %s", strerror(-rc));
+        op->status = rc == -ENOENT ? 404 : rc == -ETIMEDOUT ? 504 : 500;
+        snprintf(op->err, sizeof op->err, "Read failed: %s", strerror(-rc));
+    }
+}
+
+/* Answers on the request's loop and frees op. */
+static void read_done(uv_work_t *w, int status)
+{
+    read_op *op = w->data;
+    (void)status; /* never cancelled: the work is queued and run */
+    sp_http_req *req = op->req;
+    if (op->pooled)
+        atomic_fetch_sub(&op->api->pending_reads, 1);
+    if (op->status) {
+        sp_http_respond_error(req, op->status, op->err);
+        free(op);
         return;
     }
+    const sp_store_records *rs = &op->rs;
     sp_buf *b = sp_http_req_scratch(req);
     sp_buf_append_cstr(b, "{\"records\":[");
-    size_t n = rs.count < limit ? rs.count : (size_t)limit;
+    size_t n = rs->count < op->limit ? rs->count : op->limit;
     for (size_t i = 0; i < n; i++) {
         /* Stop before a record that might not fit (escaping grows a key or
          * a non-JSON value at most 6x): `next` then points at it. */
-        const sp_store_record *r = &rs.records[i];
+        const sp_store_record *r = &rs->records[i];
         size_t worst = 256 + 6 * (r->key.len + r->value.len);
         if (b->limit - b->len < worst + 128) {
             n = i;
@@ -587,15 +639,63 @@ static void history(sp_http_req *req, void *udata)
         }
         if (i)
             sp_buf_putc(b, ',');
-        sp_hub_envelope(b, (uint32_t)partition, r);
+        sp_hub_envelope(b, op->partition, r);
     }
-    uint64_t next = n ? rs.records[n - 1].offset + 1 : from;
+    uint64_t next = n ? rs->records[n - 1].offset + 1 : op->from;
     sp_buf_printf(b,
                   "],\"partition\":%llu,\"next\":%llu,\"start_offset\":%llu,\"end_offset\":%llu}",
-                  (unsigned long long)partition, (unsigned long long)next,
-                  (unsigned long long)rs.start_offset, (unsigned long long)rs.end_offset);
-    sp_store_records_free(&rs);
+                  (unsigned long long)op->partition, (unsigned long long)next,
+                  (unsigned long long)rs->start_offset, (unsigned long long)rs->end_offset);
+    sp_store_records_free(&op->rs);
+    free(op);
     sp_http_respond_json(req, 200, sp_buf_slice(b));
+}
+
+static void history(sp_http_req *req, void *udata)
+{
+    static const sp_http_header retry[] = {
+        {{"Retry-After", 11}, {"1", 1}},
+        {{"Content-Type", 12}, {"application/json", 16}},
+    };
+    sp_api *api = udata;
+    uint64_t partition, limit;
+    read_op *op = sp_xcalloc(1, sizeof *op);
+    if (!sp__api_topic_param(req, api, op->topic, true) ||
+        !sp__api_query_u64(req, "partition", 0, 0, 1023, &partition) ||
+        !sp__api_query_u64(req, "limit", 100, 1, api->opts.max_read_records, &limit) ||
+        !parse_from(req, op)) {
+        free(op);
+        return;
+    }
+    op->req = req;
+    op->api = api;
+    op->partition = (uint32_t)partition;
+    op->limit = (size_t)limit;
+    op->work.data = op;
+    if (sp_backend_store(sp_hub_backend(api->hub))) { /* embedded: inline */
+        read_work(&op->work);
+        read_done(&op->work, 0);
+        return;
+    }
+    size_t max = api->opts.max_pending_reads ? api->opts.max_pending_reads : 64;
+    if (atomic_fetch_add(&api->pending_reads, 1) >= max) {
+        atomic_fetch_sub(&api->pending_reads, 1);
+        free(op);
+        char body[160];
+        int len = snprintf(body, sizeof body,
+                           "{\"detail\":\"Too many history reads in progress (api.max_pending_reads "
+                           "= %zu), retry later\"}",
+                           max);
+        sp_http_respond(req, 503, retry, 2, sp_slice_make(body, (size_t)len));
+        return;
+    }
+    op->pooled = true;
+    int rc = uv_queue_work(&sp_http_req_loop(req)->uv, &op->work, read_work, read_done);
+    if (rc != 0) { /* only when the loop is closing */
+        atomic_fetch_sub(&api->pending_reads, 1);
+        free(op);
+        sp__api_errorf(req, 503, "Cannot queue the read: %s", uv_strerror(rc));
+    }
 }
 
 int sp__api_register_records(sp_router *r, sp_api *api)

@@ -337,6 +337,7 @@ void sp_api_options_default(sp_api_options *o)
     o->ack_timeout_ms = 10000;
     o->max_batch_records = 10000;
     o->max_read_records = 10000;
+    o->max_pending_reads = 64;
     o->max_json_depth = 64;
     o->news_topic = "latest-news";
     o->items_topic = "items";

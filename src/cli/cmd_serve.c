@@ -270,6 +270,7 @@ static void api_options_from(const sp_config *cfg, sp_api_options *o)
     o->ack_timeout_ms = (uint64_t)cfg->ack_timeout_ms;
     o->max_batch_records = (size_t)cfg->max_batch_records;
     o->max_read_records = (size_t)cfg->max_read_records;
+    o->max_pending_reads = (size_t)cfg->max_pending_reads;
     o->max_json_depth = (unsigned)cfg->max_json_depth;
     o->sse_keepalive_ms = (uint64_t)cfg->sse_keepalive_ms;
     o->sse_retry_ms = (uint64_t)cfg->sse_retry_ms;

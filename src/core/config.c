@@ -132,6 +132,8 @@ static const setting settings[] = {
         "records in one produce request (array or NDJSON)"),
     ROW("api.max_read_records", T_INT, max_read_records, "10000", 1, 1000000, NULL,
         "largest ?limit= of a history read"),
+    ROW("api.max_pending_reads", T_INT, max_pending_reads, "64", 1, 100000, NULL,
+        "history reads waiting on the backend at once (Kafka fetches; 503 past it)"),
     ROW("api.max_json_depth", T_INT, max_json_depth, "64", 1, 1024, NULL,
         "deepest nesting accepted in a produced JSON value"),
     ROW("api.sse_keepalive", T_DURATION, sse_keepalive_ms, "15s", 10, HOUR, NULL,

@@ -104,6 +104,7 @@ typedef struct sp_config {
     int64_t ack_timeout_ms;       /* api.ack_timeout, 10s -> 504 */
     int64_t max_batch_records;    /* api.max_batch_records, 10000 per produce request */
     int64_t max_read_records;     /* api.max_read_records, 10000 per history page */
+    int64_t max_pending_reads;    /* api.max_pending_reads, 64 Kafka history reads at once */
     int64_t max_json_depth;       /* api.max_json_depth, 64 */
     int64_t sse_keepalive_ms;     /* api.sse_keepalive, 15s */
     int64_t sse_retry_ms;         /* api.sse_retry, 3s: the reconnect delay told to EventSource */

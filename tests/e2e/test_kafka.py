@@ -552,3 +552,45 @@ def test_serve_unknown_topics_do_not_stall_the_loop(dev, kafka_spate):
         time.sleep(0.2)
     assert status == 200
     rest.close()
+
+
+def test_serve_history_fetch_never_stalls_the_loop(dev, kafka_spate):
+    # A history read outside the in-memory window is a broker fetch (with
+    # 300 ms of broker RTT, several round trips): it runs on the thread pool
+    # and the same loop (one thread) keeps answering meanwhile. Past
+    # api.max_pending_reads such reads wait for none: 503 + Retry-After.
+    dev.topic("hist", 1)
+    srv = kafka_spate("server.threads=1", "kafka.spate.window_bytes=0",
+                      "api.max_pending_reads=1")
+    rest = Rest(srv)
+    rest.produce("hist", list(range(20)))
+    deadline = time.monotonic() + 10 * SLOW
+    while True:  # the tail consumed them: the end offset is known
+        status, page = rest.request("GET", "/v1/topics/hist/records?from=0&limit=20")
+        if (status == 200 and len(page["records"]) == 20) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [r["value"] for r in page["records"]] == list(range(20))
+    for b in (1, 2, 3):
+        dev.ok("rtt %d 300" % b)
+    out = {}
+
+    def read():
+        out["r"] = timed(lambda: Rest(srv).request("GET", "/v1/topics/hist/records?from=2&limit=3"))
+    th = threading.Thread(target=read)
+    th.start()
+    time.sleep(0.1)
+    status, body = rest.request("GET", "/v1/topics/hist/records?from=5&limit=1")
+    assert status == 503, (status, body)  # the one allowed is in progress
+    assert "api.max_pending_reads" in body["detail"], body
+    with Conn(srv.port) as c:
+        for _ in range(5):
+            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                       c.read_response())[1])
+            assert r.status == 200 and took < 0.2 * SLOW, (r.status, took)
+    th.join(30 * SLOW)
+    (status, page), took = out["r"]
+    assert status == 200, page
+    assert [r["offset"] for r in page["records"]] == [2, 3, 4] and page["next"] == 5
+    assert took > 0.3, took  # it did wait for the brokers
+    rest.close()

@@ -170,7 +170,7 @@ static void test_each(void **state)
     (void)state;
     each_state st = {0};
     sp_config_each(each_cb, &st);
-    assert_int_equal(st.count, 49); /* update deliberately when adding a setting */
+    assert_int_equal(st.count, 50); /* update deliberately when adding a setting */
 }
 
 /* ---- value syntaxes ------------------------------------------------------- */
