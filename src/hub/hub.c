@@ -833,6 +833,7 @@ int sp_hub_new(sp_backend *be, const char *data_dir, const sp_hub_options *o, sp
 {
     sp_hub *hub = sp_xcalloc(1, sizeof *hub);
     hub->be = be;
+    hub->async_reads = sp_backend_store(be) == NULL;
     hub->opts = *o;
     if (hub->opts.latest_n == 0)
         hub->opts.latest_n = 1;

@@ -62,6 +62,10 @@ typedef struct sp__hub_local {
 
 struct sp_hub {
     sp_backend *be;
+    /* Subscriptions read the log on libuv's thread pool instead of their
+     * loop: a backend whose reads may wait on the network (Kafka). The
+     * embedded store reads from the page cache, inline. */
+    bool async_reads;
     char *schema_dir;
     sp_hub_options opts;
     uv_rwlock_t lock; /* guards topics/ntopics */

@@ -4,7 +4,10 @@
  *
  * Each subscribed partition has a `next` offset (the next to queue) and a
  * mode. In catch-up mode the subscription reads the log itself
- * (sp_store_read on the loop, in chunks bounded by the queue's free room),
+ * (sp_backend_read on the loop, in chunks bounded by the queue's free room;
+ * with an async_reads backend - Kafka, where an old offset is a broker
+ * fetch - on libuv's thread pool, one read in flight per subscription,
+ * whose completion on the loop queues the records and pumps again),
  * one chunk per subscriber per turn through the loop's run queue: a "pump"
  * message, re-posted while work remains, with a byte budget per pump, so
  * I/O and other subscribers run between chunks. A read that reaches the
@@ -26,6 +29,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
@@ -59,6 +63,9 @@ struct sp_hub_sub {
     sp_hub_sub *grave_next;  /* graveyard, once dead while the hub is busy */
     sp_hub_sub *run_next;    /* run queue, while in_runq */
     bool linked, in_runq, dead, notify_pending;
+    /* A catch-up read is on the thread pool. A dead subscription is freed
+     * by the last of: the pump (in_runq), the read's completion (reading). */
+    bool reading;
     sp_hub_sub_fn fn;
     void *arg;
     sp_hub_policy policy;
@@ -297,30 +304,26 @@ static size_t take_records(sp_hub_sub *s, part *ps, uint32_t p, const sp_store_r
         taken++;
     }
     SP__HUB_STAT_ADD(s->local->stats.catchup_records, taken);
-    if (ps->next >= rs->end_offset)
+    /* Live once the read reached the end it saw and no delivery has shown a
+     * later end meanwhile: a read on the thread pool completes after
+     * deliveries of records it did not see may have been passed over
+     * (catch-up partitions skip deliveries); end_seen remembers them. */
+    if (ps->next >= rs->end_offset && ps->next >= ps->end_seen)
         set_live(s, ps, true);
     return bytes;
 }
 
-/* One bounded read for one lagging partition. Returns bytes read. */
-static size_t catchup_step(sp_hub_sub *s)
+/* Queues what a catch-up read of partition p (ps) returned, or ends the
+ * subscription on an error. Returns bytes queued (at least 1 when it read,
+ * so the pump's budget moves). */
+static size_t catchup_apply(sp_hub_sub *s, part *ps, uint32_t p, int rc, sp_store_records *rs)
 {
-    part *ps = next_lagging(s);
-    if (!ps || !has_room(s, 0))
-        return 0;
-    uint32_t p = s->first + (uint32_t)(ps - s->parts);
-    size_t room_r = s->qrecords < s->max_records ? s->max_records - s->qrecords : 1;
-    size_t room_b = s->qbytes < s->max_bytes ? s->max_bytes - s->qbytes : 1;
-    sp_store_records rs;
-    int rc = sp_backend_read(sp_hub_backend(s->hub), s->topic->name, p, ps->next,
-                             room_r < CATCHUP_RECORDS ? room_r : CATCHUP_RECORDS,
-                             room_b < CATCHUP_BYTES ? room_b : CATCHUP_BYTES, &rs);
     if (rc == -EUCLEAN) { /* fenced after corruption: nothing more will come */
         set_live(s, ps, true);
         return 0;
     }
-    if (rc == 0 && rs.count == 0 && ps->next < rs.end_offset && rs.start_offset <= ps->next) {
-        sp_store_records_free(&rs);
+    if (rc == 0 && rs->count == 0 && ps->next < rs->end_offset && rs->start_offset <= ps->next) {
+        sp_store_records_free(rs);
         rc = -EIO; /* the log promised records and gave none: never spin */
     }
     if (rc != 0) {
@@ -331,11 +334,103 @@ static size_t catchup_step(sp_hub_sub *s)
         sub_end(s, rc == -ENOENT ? SP_HUB_END_DELETED : rc);
         return 0;
     }
-    size_t bytes = take_records(s, ps, p, &rs);
-    sp_store_records_free(&rs);
+    size_t bytes = take_records(s, ps, p, rs);
+    sp_store_records_free(rs);
     recount_backlog(s);
     lag_update(s);
     return bytes ? bytes : 1;
+}
+
+/* A catch-up read on the thread pool (async_reads backends). */
+typedef struct pool_read {
+    uv_work_t work;
+    sp_hub_sub *s;
+    uint32_t p;
+    uint64_t from;
+    size_t max_records, max_bytes;
+    int rc;
+    sp_store_records rs;
+} pool_read;
+
+static void pool_read_work(uv_work_t *w)
+{
+    pool_read *r = w->data;
+    sp_hub_sub *s = r->s; /* pinned by s->reading; only the topic name is read here */
+    r->rc = sp_backend_read(sp_hub_backend(s->hub), s->topic->name, r->p, r->from, r->max_records,
+                            r->max_bytes, &r->rs);
+}
+
+static bool below_half(const sp_hub_sub *s);
+
+/* On the subscription's loop: applies the read unless the subscription
+ * moved on meanwhile (ended, unsubscribed, or the partition's position
+ * changed by a skip), then pumps again while catch-up remains. */
+static void pool_read_done(uv_work_t *w, int status)
+{
+    pool_read *r = w->data;
+    sp_hub_sub *s = r->s;
+    s->reading = false;
+    part *ps = part_of(s, r->p);
+    if (status != 0 && r->rc == 0) { /* cancelled: never ran */
+        r->rc = status == UV_ECANCELED ? -ECANCELED : -EIO;
+        memset(&r->rs, 0, sizeof r->rs);
+    }
+    bool fresh = !s->dead && !s->end && ps && !ps->live && ps->next == r->from;
+    if (fresh) {
+        catchup_apply(s, ps, r->p, r->rc, &r->rs); /* queueing asks for a notify */
+    } else if (r->rc == 0) {
+        sp_store_records_free(&r->rs);
+    }
+    free(r);
+    if (s->dead) {
+        if (!s->in_runq)
+            sub_free(s);
+        return;
+    }
+    if (!s->end && s->nlagging && has_room(s, 0) && below_half(s))
+        runq_add(s);
+    notify(s);
+}
+
+/* Starts a read of partition p from ps->next on the thread pool. */
+static size_t catchup_start_read(sp_hub_sub *s, part *ps, uint32_t p, size_t max_records,
+                                 size_t max_bytes)
+{
+    pool_read *r = sp_xcalloc(1, sizeof *r);
+    *r = (pool_read){
+        .s = s, .p = p, .from = ps->next, .max_records = max_records, .max_bytes = max_bytes};
+    r->work.data = r;
+    s->reading = true;
+    int rc = uv_queue_work(&s->loop->uv, &r->work, pool_read_work, pool_read_done);
+    if (rc != 0) { /* only while the loop closes */
+        s->reading = false;
+        free(r);
+        sub_end(s, -ESHUTDOWN);
+        return 0;
+    }
+    return CATCHUP_BYTES / 4; /* what a read costs the pump's budget: a few per turn */
+}
+
+/* One bounded read for one lagging partition, inline or started on the
+ * thread pool. Returns bytes read (or the budget a started read costs). */
+static size_t catchup_step(sp_hub_sub *s)
+{
+    if (s->reading)
+        return 0; /* its completion pumps again */
+    part *ps = next_lagging(s);
+    if (!ps || !has_room(s, 0))
+        return 0;
+    uint32_t p = s->first + (uint32_t)(ps - s->parts);
+    size_t room_r = s->qrecords < s->max_records ? s->max_records - s->qrecords : 1;
+    size_t room_b = s->qbytes < s->max_bytes ? s->max_bytes - s->qbytes : 1;
+    size_t max_r = room_r < CATCHUP_RECORDS ? room_r : CATCHUP_RECORDS;
+    size_t max_b = room_b < CATCHUP_BYTES ? room_b : CATCHUP_BYTES;
+    if (s->hub->async_reads)
+        return catchup_start_read(s, ps, p, max_r, max_b);
+    sp_store_records rs;
+    int rc =
+        sp_backend_read(sp_hub_backend(s->hub), s->topic->name, p, ps->next, max_r, max_b, &rs);
+    return catchup_apply(s, ps, p, rc, &rs);
 }
 
 static bool below_half(const sp_hub_sub *s)
@@ -359,13 +454,14 @@ static void on_pump(sp_loop *loop, void *arg)
     while (l->runq_head && budget > 0) {
         sp_hub_sub *s = runq_pop(l);
         if (s->dead) {
-            sub_free(s);
+            if (!s->reading) /* else the read's completion frees it */
+                sub_free(s);
             continue;
         }
         if (!s->end) {
             size_t used = catchup_step(s);
             budget = used >= budget ? 0 : budget - used;
-            if (!s->end && s->nlagging && has_room(s, 0) && below_half(s))
+            if (!s->end && !s->reading && s->nlagging && has_room(s, 0) && below_half(s))
                 runq_add(s);
         }
         notify(s);
@@ -679,8 +775,8 @@ void sp_hub_unsubscribe(sp_hub_sub *s)
     lag_update(s);
     atomic_fetch_sub(&s->topic->nsubs, 1);
     SP__HUB_STAT_ADD(l->stats.subscribers, -1);
-    if (s->in_runq)
-        return; /* the pump frees it when it comes round */
+    if (s->in_runq || s->reading)
+        return; /* the pump or the read's completion frees it */
     if (l->depth == 0) {
         sub_free(s);
         return;

@@ -594,3 +594,32 @@ def test_serve_history_fetch_never_stalls_the_loop(dev, kafka_spate):
     assert [r["offset"] for r in page["records"]] == [2, 3, 4] and page["next"] == 5
     assert took > 0.3, took  # it did wait for the brokers
     rest.close()
+
+
+def test_serve_stream_catch_up_never_stalls_the_loop(dev, kafka_spate):
+    # An SSE subscriber resuming from the start reads history that is not
+    # in memory (window 0): broker fetches, here with 300 ms of RTT. They
+    # run on the thread pool; the subscriber's loop (the only one) keeps
+    # answering, and the stream still gets every record in order.
+    dev.topic("replay", 1)
+    srv = kafka_spate("server.threads=1", "kafka.spate.window_bytes=0")
+    rest = Rest(srv)
+    n = 2000  # several catch-up reads (256 records each), each a fetch
+    rest.produce("replay", list(range(n)))
+    deadline = time.monotonic() + 10 * SLOW
+    while rest.request("GET", "/v1/topics/replay")[1]["partition_info"][0]["end_offset"] < n:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for b in (1, 2, 3):
+        dev.ok("rtt %d 300" % b)
+    s = SSE(srv.port, "/v1/topics/replay/stream?from=earliest")
+    assert s.head() == 200
+    with Conn(srv.port) as c:
+        for _ in range(10):  # while the catch-up fetches run
+            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                       c.read_response())[1])
+            assert r.status == 200 and took < 0.2 * SLOW, (r.status, took)
+            time.sleep(0.1)
+    assert [r["value"] for r in sse_records(s, n, timeout=60)] == list(range(n))
+    s.close()
+    rest.close()

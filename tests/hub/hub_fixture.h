@@ -27,6 +27,28 @@ typedef struct fx {
     sp_loop loop;
 } fx;
 
+/* When set, fx_open hides that the backend is the embedded store (a copy
+ * of its table under another name), so the hub reads the way it does on
+ * Kafka: subscriptions' catch-up reads on libuv's thread pool. */
+static bool fx_async;
+static sp_backend_ops fx_async_ops;
+/* With fx_async: when set, a read from offset 0 waits on it after reading
+ * (a test holds a subscription's first catch-up read back while
+ * deliveries reach the loop; the hub's own reads start further on). */
+static uv_sem_t *volatile fx_read_gate;
+static int (*fx_store_read)(void *, const char *, uint32_t, uint64_t, size_t, size_t,
+                            sp_store_records *);
+
+static int fx_gated_read(void *impl, const char *topic, uint32_t partition, uint64_t from,
+                         size_t max_records, size_t max_bytes, sp_store_records *out)
+{
+    int rc = fx_store_read(impl, topic, partition, from, max_records, max_bytes, out);
+    uv_sem_t *gate = fx_read_gate;
+    if (gate && from == 0)
+        uv_sem_wait(gate);
+    return rc;
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st, (void)flag, (void)ftw;
@@ -48,6 +70,14 @@ static void fx_open(fx *f, const char *topic, const sp_store_topic_config *tc, s
     so.fsync = SP_STORE_FSYNC_NEVER;
     assert_int_equal(sp_store_open(logdir, &so, &f->store), 0);
     f->be = sp_backend_store_new(f->store);
+    if (fx_async) {
+        fx_async_ops = *f->be->ops;
+        fx_async_ops.name = "store-read-on-the-pool";
+        fx_store_read = f->be->ops->read;
+        fx_async_ops.read = fx_gated_read;
+        f->be->ops = &fx_async_ops;
+        assert_null(sp_backend_store(f->be));
+    }
     sp_hub_options ho;
     sp_hub_options_default(&ho);
     if (qrecords)

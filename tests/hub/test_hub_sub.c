@@ -471,6 +471,55 @@ static void test_unsubscribe_while_catching_up(void **state)
     fx_close(&f);
 }
 
+/* A catch-up read on the thread pool that completes after deliveries of
+ * records it did not see: the loop passed those over (the partition was
+ * catching up), so the read's end is not the end. The partition must read
+ * again, not go live and wait for the next append (none comes here). */
+static void test_async_read_sees_deliveries_meanwhile(void **state)
+{
+    (void)state;
+    fx f;
+    fx_open(&f, "t", &one_part, 0, 0);
+    fx_append(&f, "t", 0, 0, 10, 10, -1);
+    uv_sem_t gate;
+    uv_sem_init(&gate, 0);
+    fx_read_gate = &gate;
+    consumer c;
+    consumer_init(&c);
+    sp_hub_sub_options o = from(SP_HUB_FROM_EARLIEST);
+    consumer_sub(&f, &c, "t", &o);
+    fx_spin(&f, never, NULL, 50);        /* the read ran and waits at the gate */
+    fx_append(&f, "t", 0, 10, 5, 5, -1); /* delivered to the loop meanwhile */
+    fx_spin(&f, never, NULL, 50);
+    assert_int_equal(c.records, 0);
+    fx_read_gate = NULL;
+    uv_sem_post(&gate);
+    want w = {&c, 15};
+    assert_true(fx_spin(&f, got_records, &w, 5000));
+    assert_int_equal(c.records, 15);
+    assert_true(c.order_ok);
+    assert_int_equal(c.gaps, 0);
+    sp_hub_unsubscribe(c.sub);
+    fx_close(&f);
+    uv_sem_destroy(&gate);
+}
+
+static int async_on(void **state)
+{
+    (void)state;
+    fx_async = true;
+    return 0;
+}
+
+static int async_off(void **state)
+{
+    (void)state;
+    fx_async = false;
+    return 0;
+}
+
+#define ASYNC(t) cmocka_unit_test_setup_teardown(t, async_on, async_off)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -489,6 +538,18 @@ int main(void)
         cmocka_unit_test(test_topic_deleted),
         cmocka_unit_test(test_unsubscribe_in_callback),
         cmocka_unit_test(test_unsubscribe_while_catching_up),
+        /* the same with catch-up reads on the thread pool (as on Kafka) */
+        ASYNC(test_catchup_then_live),
+        ASYNC(test_catchup_races_appends),
+        ASYNC(test_resume_from_record_id),
+        ASYNC(test_multi_partition_cursor),
+        ASYNC(test_retention_gap),
+        ASYNC(test_slow_disconnect),
+        ASYNC(test_slow_skip),
+        ASYNC(test_topic_deleted),
+        ASYNC(test_unsubscribe_in_callback),
+        ASYNC(test_unsubscribe_while_catching_up),
+        ASYNC(test_async_read_sees_deliveries_meanwhile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
