@@ -663,8 +663,77 @@ static int start_offset(sp_hub_sub *s, const sp_hub_start *st, uint32_t p,
     return -EINVAL;
 }
 
+/* A subscription from a time on an async_reads backend (Kafka asks the
+ * brokers for offsets-for-times): its offsets are found on the thread
+ * pool. Meanwhile every partition waits in catch-up at its end, and
+ * s->reading keeps the pump from reading and the subscription from being
+ * freed under the job. */
+typedef struct pool_seek {
+    uv_work_t work;
+    sp_hub_sub *s;
+    int64_t time_ms;
+    int rc;
+    uint64_t next[]; /* per partition of the subscription */
+} pool_seek;
+
+static void pool_seek_work(uv_work_t *w)
+{
+    pool_seek *q = w->data;
+    sp_hub_sub *s = q->s;
+    for (uint32_t k = 0; k < s->nparts && q->rc == 0; k++)
+        q->rc = sp_backend_offset_for_time(sp_hub_backend(s->hub), s->topic->name, s->first + k,
+                                           q->time_ms, &q->next[k]);
+}
+
+static void pool_seek_done(uv_work_t *w, int status)
+{
+    pool_seek *q = w->data;
+    sp_hub_sub *s = q->s;
+    s->reading = false;
+    if (!s->dead && !s->end) {
+        int rc = status != 0 ? -ECANCELED : q->rc;
+        for (uint32_t k = 0; rc == 0 && k < s->nparts; k++) {
+            part *ps = &s->parts[k];
+            /* end_seen: the end at subscribe, or later if deliveries came
+             * meanwhile (passed over: the partition was catching up) */
+            ps->next = ps->pos = q->next[k] < ps->end_seen ? q->next[k] : ps->end_seen;
+            if (ps->next >= ps->end_seen)
+                set_live(s, ps, true);
+        }
+        if (rc != 0)
+            sub_end(s, rc);
+        recount_backlog(s);
+        lag_update(s);
+        if (!s->end && s->nlagging)
+            runq_add(s);
+    }
+    free(q);
+    if (s->dead) {
+        if (!s->in_runq)
+            sub_free(s);
+        return;
+    }
+    notify(s);
+}
+
+static void seek_start(sp_hub_sub *s, int64_t time_ms)
+{
+    pool_seek *q = sp_xcalloc(1, sizeof *q + s->nparts * sizeof q->next[0]);
+    q->s = s;
+    q->time_ms = time_ms;
+    q->work.data = q;
+    s->reading = true;
+    if (uv_queue_work(&s->loop->uv, &q->work, pool_seek_work, pool_seek_done) != 0) {
+        s->reading = false; /* only while the loop closes */
+        free(q);
+        sub_end(s, -ESHUTDOWN);
+    }
+}
+
 static int resolve_start(sp_hub_sub *s, const sp_hub_start *st)
 {
+    /* the offsets for a time come later, from seek_start */
+    bool later = st->kind == SP_HUB_FROM_TIME && s->hub->async_reads;
     sp_store_topic_info info;
     int rc = sp_backend_topic_describe(sp_hub_backend(s->hub), s->topic->name, &info);
     if (rc != 0)
@@ -677,14 +746,15 @@ static int resolve_start(sp_hub_sub *s, const sp_hub_start *st)
     for (uint32_t k = 0; rc == 0 && k < s->nparts; k++) {
         const sp_store_partition_info *pi = &info.partitions[s->first + k];
         part *ps = &s->parts[k];
-        uint64_t next = 0;
-        rc = start_offset(s, st, s->first + k, pi, &next);
+        uint64_t next = pi->end_offset;
+        if (!later)
+            rc = start_offset(s, st, s->first + k, pi, &next);
         if (next > pi->end_offset)
             next = pi->end_offset;
         ps->next = ps->pos = next;
         ps->end_seen = pi->end_offset;
         ps->live = true;
-        if (next != pi->end_offset)
+        if (next != pi->end_offset || later)
             set_live(s, ps, false);
     }
     sp_store_topic_info_free(&info);
@@ -737,6 +807,8 @@ int sp_hub_subscribe(sp_hub *hub, sp_loop *loop, const char *topic, const sp_hub
         return rc;
     }
     link_sub(s);
+    if (o->start.kind == SP_HUB_FROM_TIME && hub->async_reads)
+        seek_start(s, o->start.time_ms);
     atomic_fetch_add(&t->nsubs, 1);
     SP__HUB_STAT_ADD(s->local->stats.subscribers, 1);
     SP__HUB_STAT_ADD(s->local->stats.subscribes, 1);

@@ -623,3 +623,36 @@ def test_serve_stream_catch_up_never_stalls_the_loop(dev, kafka_spate):
     assert [r["value"] for r in sse_records(s, n, timeout=60)] == list(range(n))
     s.close()
     rest.close()
+
+
+def test_serve_stream_from_time_never_stalls_the_loop(dev, kafka_spate):
+    # ?from=time:MS makes spate ask the brokers for offsets-for-times; with
+    # every broker down that waits for kafka.spate.admin_timeout. It runs on
+    # the thread pool: the subscriber's loop (the only one) keeps answering,
+    # and the stream ends with an error event instead of hanging.
+    dev.topic("bytime", 1)
+    srv = kafka_spate("server.threads=1", "kafka.spate.admin_timeout=1500")
+    rest = Rest(srv)
+    rest.produce("bytime", list(range(10)))
+    # the mock answers offsets-for-times with "none" (a FIXME in librdkafka
+    # 2.0.2's mock), which is the end: the stream goes live there
+    s = SSE(srv.port, "/v1/topics/bytime/stream?from=time:0")
+    assert s.head() == 200
+    time.sleep(0.5 * SLOW)
+    rest.produce("bytime", ["new"])
+    assert [r["value"] for r in sse_records(s, 1)] == ["new"]
+    s.close()
+    dev.ok("broker down all")
+    s = SSE(srv.port, "/v1/topics/bytime/stream?from=time:0")
+    assert s.head() == 200
+    with Conn(srv.port) as c:
+        for _ in range(5):
+            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                       c.read_response())[1])
+            assert r.status == 200 and took < 0.2 * SLOW, (r.status, took)
+            time.sleep(0.1)
+    ends = [e for e in s.events(1, timeout=20) if e.event != "message"]
+    assert ends, "the stream neither delivered nor ended"
+    s.close()
+    dev.ok("broker up all")
+    rest.close()

@@ -542,6 +542,7 @@ int main(void)
         ASYNC(test_catchup_then_live),
         ASYNC(test_catchup_races_appends),
         ASYNC(test_resume_from_record_id),
+        ASYNC(test_from_time),
         ASYNC(test_multi_partition_cursor),
         ASYNC(test_retention_gap),
         ASYNC(test_slow_disconnect),
