@@ -416,6 +416,17 @@ def test_serve_injected_produce_errors_no_dup_no_loss(dev, kafka_spate):
     rest.close()
 
 
+def assert_responsive(srv, times=5, within=0.2, gap=0.0):
+    """GET /healthz `times` times on one connection, each answered within
+    `within` seconds (x SLOW), `gap` seconds apart: the loop is not stalled."""
+    with Conn(srv.port) as c:
+        for _ in range(times):
+            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+                                       c.read_response())[1])
+            assert r.status == 200 and took < within * SLOW, (r.status, took)
+            time.sleep(gap)
+
+
 def timed(fn):
     t0 = time.monotonic()
     out = fn()
@@ -440,10 +451,7 @@ def test_serve_brokers_down_then_back(dev, kafka_spate):
     assert ": " in body["detail"], body  # "<spate's message>: <librdkafka's>"
     assert took < 3.0 + 5 * SLOW, took
     # the server stays responsive while Kafka is away
-    with Conn(srv.port) as c:
-        (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                   c.read_response())[1])
-        assert r.status == 200 and took < 1.0 * SLOW, (r.status, took)
+    assert_responsive(srv, times=1, within=1.0)
     deadline = time.monotonic() + 20 * SLOW
     while True:
         status, _ = rest.request("GET", "/readyz")
@@ -514,11 +522,7 @@ def test_serve_topic_admin_never_stalls_the_loop(dev, kafka_spate):
     th = threading.Thread(target=create)
     th.start()
     time.sleep(0.3)
-    with Conn(srv.port) as c:
-        for _ in range(5):
-            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                       c.read_response())[1])
-            assert r.status == 200 and took < 0.5 * SLOW, (r.status, took)
+    assert_responsive(srv, within=0.5)
     th.join(30 * SLOW)
     (status, body), took = out["r"]
     assert status == 504, (status, body)
@@ -583,11 +587,7 @@ def test_serve_history_fetch_never_stalls_the_loop(dev, kafka_spate):
     status, body = rest.request("GET", "/v1/topics/hist/records?from=5&limit=1")
     assert status == 503, (status, body)  # the one allowed is in progress
     assert "api.max_pending_reads" in body["detail"], body
-    with Conn(srv.port) as c:
-        for _ in range(5):
-            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                       c.read_response())[1])
-            assert r.status == 200 and took < 0.2 * SLOW, (r.status, took)
+    assert_responsive(srv)
     th.join(30 * SLOW)
     (status, page), took = out["r"]
     assert status == 200, page
@@ -614,12 +614,7 @@ def test_serve_stream_catch_up_never_stalls_the_loop(dev, kafka_spate):
         dev.ok("rtt %d 300" % b)
     s = SSE(srv.port, "/v1/topics/replay/stream?from=earliest")
     assert s.head() == 200
-    with Conn(srv.port) as c:
-        for _ in range(10):  # while the catch-up fetches run
-            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                       c.read_response())[1])
-            assert r.status == 200 and took < 0.2 * SLOW, (r.status, took)
-            time.sleep(0.1)
+    assert_responsive(srv, times=10, gap=0.1)  # while the catch-up fetches run
     assert [r["value"] for r in sse_records(s, n, timeout=60)] == list(range(n))
     s.close()
     rest.close()
@@ -645,12 +640,7 @@ def test_serve_stream_from_time_never_stalls_the_loop(dev, kafka_spate):
     dev.ok("broker down all")
     s = SSE(srv.port, "/v1/topics/bytime/stream?from=time:0")
     assert s.head() == 200
-    with Conn(srv.port) as c:
-        for _ in range(5):
-            (r, took) = timed(lambda: (c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
-                                       c.read_response())[1])
-            assert r.status == 200 and took < 0.2 * SLOW, (r.status, took)
-            time.sleep(0.1)
+    assert_responsive(srv, gap=0.1)
     ends = [e for e in s.events(1, timeout=20) if e.event != "message"]
     assert ends, "the stream neither delivered nor ended"
     s.close()
