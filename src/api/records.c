@@ -543,7 +543,8 @@ static bool parse_from(sp_http_req *req, read_op *op)
         op->kind = FROM_TIME;
         if (sp_slice_to_u64(v, 1ull << 52, &n) == 0) {
             op->ms = (int64_t)n;
-        } else if (tl <= 0 || sp_time_parse_iso8601(sp_slice_make(text, (size_t)tl), &op->ms) != 0) {
+        } else if (tl <= 0 ||
+                   sp_time_parse_iso8601(sp_slice_make(text, (size_t)tl), &op->ms) != 0) {
             sp_http_respond_error(req, 422,
                                   "Query parameter 'from_time' must be milliseconds since "
                                   "the epoch or an ISO 8601 time (2026-11-23T19:30:00Z)");
@@ -682,10 +683,11 @@ static void history(sp_http_req *req, void *udata)
         atomic_fetch_sub(&api->pending_reads, 1);
         free(op);
         char body[160];
-        int len = snprintf(body, sizeof body,
-                           "{\"detail\":\"Too many history reads in progress (api.max_pending_reads "
-                           "= %zu), retry later\"}",
-                           max);
+        int len =
+            snprintf(body, sizeof body,
+                     "{\"detail\":\"Too many history reads in progress (api.max_pending_reads "
+                     "= %zu), retry later\"}",
+                     max);
         sp_http_respond(req, 503, retry, 2, sp_slice_make(body, (size_t)len));
         return;
     }
