@@ -7,24 +7,26 @@
  * holds less than SSE_WINDOW bytes; the rest waits in the hub queue, whose
  * bounds and slow-consumer policy decide what a client that stops reading
  * costs. DRAIN from the connection and "ready" from the hub both run the
- * same pump, which marks the stream dirty instead of writing: the loop's
- * check phase (right after its I/O callbacks, same turn) flushes every
- * dirty stream once, so all the batches one loop turn delivered reach a
- * client in one write. Only a full window is written at once.
+ * same pump, which asks for a flush "soon" (core/soon.h) instead of
+ * writing: the loop's check phase (right after its I/O callbacks, same
+ * turn) flushes every such stream once, so all the batches one loop turn
+ * delivered reach a client in one write. Only a full window is written at
+ * once.
  *
  * Keep-alive comments come from one timer per loop, created with the
- * loop's first stream and closed with its last, together with the check
- * handle (and an idle handle that keeps poll from blocking while streams
- * are dirty) - thread-local, as each I/O loop has its own thread: no
+ * loop's first stream and closed with its last, together with the flush
+ * list - thread-local, as each I/O loop has its own thread: no
  * handle outlives the streams, so loops close clean. A stream that wrote
  * anything since the last tick, or whose client is not reading, gets no
  * comment. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "api/api_int.h"
 #include "core/alloc.h"
+#include "core/soon.h"
 
 #define SSE_WINDOW           (64u << 10)
 #define DEFAULT_KEEPALIVE_MS 15000
@@ -38,23 +40,19 @@ typedef struct sse_stream {
     sp_hub_sub *sub;   /* NULL once unsubscribed */
     sse_home *home;
     struct sse_stream *prev, *next;
-    struct sse_stream *dirty_prev, *dirty_next; /* the home's flush list */
-    sp_buf scratch; /* id lines of multi-partition streams, gap events */
-    bool single;    /* one partition: the shared frame carries the right id */
-    bool busy;      /* inside pump/tick: CLOSED defers the free */
-    bool done;      /* ended or closed: free when not busy */
-    bool wrote;     /* since the last keep-alive tick */
-    bool dirty;     /* in the home's flush list */
+    sp_soon_node soon; /* in the home's flush list */
+    sp_buf scratch;    /* id lines of multi-partition streams, gap events */
+    bool single;       /* one partition: the shared frame carries the right id */
+    bool busy;         /* inside pump/tick: CLOSED defers the free */
+    bool done;         /* ended or closed: free when not busy */
+    bool wrote;        /* since the last keep-alive tick */
 } sse_stream;
 
 struct sse_home {
     uv_timer_t timer;
-    uv_check_t check; /* flushes the dirty streams once per loop turn */
-    uv_idle_t idle;   /* active while some are dirty: poll must not block */
+    sp_soon *soon; /* flushes the streams that asked, once per loop turn */
     sse_stream *streams;
-    sse_stream *dirty;
     unsigned n;
-    unsigned open_handles; /* freed when the last one is closed */
 };
 
 static _Thread_local sse_home *tls_home;
@@ -83,83 +81,41 @@ static void on_tick(uv_timer_t *t)
 
 static void on_home_closed(uv_handle_t *hd)
 {
-    sse_home *h = hd->data;
-    if (--h->open_handles == 0)
-        free(h);
-}
-
-static void dirty_unlink(sse_stream *st)
-{
-    sse_home *h = st->home;
-    if (!st->dirty)
-        return;
-    if (st->dirty_prev)
-        st->dirty_prev->dirty_next = st->dirty_next;
-    else
-        h->dirty = st->dirty_next;
-    if (st->dirty_next)
-        st->dirty_next->dirty_prev = st->dirty_prev;
-    st->dirty_prev = st->dirty_next = NULL;
-    st->dirty = false;
-}
-
-/* Active only while streams are dirty: keeps poll from blocking before the
- * check phase when a flush was asked for outside the I/O callbacks. */
-static void on_idle(uv_idle_t *i)
-{
-    (void)i;
+    free(hd->data);
 }
 
 /* Asks for one write of what the stream has queued, at this turn's check. */
 static void flush_soon(sse_stream *st)
 {
-    sse_home *h = st->home;
-    if (st->dirty || !st->s)
+    if (!st->s)
         return;
-    if (!h) {
+    if (!st->home) {
         sp_http_stream_flush(st->s);
         return;
     }
-    if (!h->dirty)
-        uv_idle_start(&h->idle, on_idle);
-    st->dirty = true;
-    st->dirty_next = h->dirty;
-    if (h->dirty)
-        h->dirty->dirty_prev = st;
-    h->dirty = st;
+    sp_soon_add(st->home->soon, &st->soon);
 }
 
-static void on_check(uv_check_t *c)
+static void flush_now(sp_soon_node *n)
 {
-    sse_home *h = c->data;
-    uv_idle_stop(&h->idle);
-    while (h->dirty) {
-        sse_stream *st = h->dirty;
-        dirty_unlink(st);
-        if (!st->s || st->done)
-            continue;
-        st->busy = true;
-        sp_http_stream_flush(st->s); /* may close the connection: CLOSED sets done */
-        st->busy = false;
-        if (st->done)
-            release(st);
-    }
+    sse_stream *st = (sse_stream *)((char *)n - offsetof(sse_stream, soon));
+    if (!st->s || st->done)
+        return;
+    st->busy = true;
+    sp_http_stream_flush(st->s); /* may close the connection: CLOSED sets done */
+    st->busy = false;
+    if (st->done)
+        release(st);
 }
 
 static sse_home *home_new(sp_loop *loop, uint64_t every)
 {
     sse_home *h = sp_xcalloc(1, sizeof *h);
     uv_timer_init(&loop->uv, &h->timer);
-    uv_check_init(&loop->uv, &h->check);
-    uv_idle_init(&loop->uv, &h->idle);
-    h->timer.data = h->check.data = h->idle.data = h;
-    h->open_handles = 3;
+    h->timer.data = h;
     uv_timer_start(&h->timer, on_tick, every, every);
-    uv_check_start(&h->check, on_check);
-    /* streams keep the loop alive, not these */
-    uv_unref((uv_handle_t *)&h->timer);
-    uv_unref((uv_handle_t *)&h->check);
-    uv_unref((uv_handle_t *)&h->idle);
+    uv_unref((uv_handle_t *)&h->timer); /* streams keep the loop alive, not this */
+    h->soon = sp_soon_new(&loop->uv, flush_now);
     return h;
 }
 
@@ -182,7 +138,7 @@ static void home_leave(sse_stream *st)
     sse_home *h = st->home;
     if (!h)
         return;
-    dirty_unlink(st);
+    sp_soon_remove(h->soon, &st->soon);
     if (st->prev)
         st->prev->next = st->next;
     else
@@ -191,9 +147,8 @@ static void home_leave(sse_stream *st)
         st->next->prev = st->prev;
     st->home = NULL;
     if (--h->n == 0) {
+        sp_soon_close(h->soon);
         uv_close((uv_handle_t *)&h->timer, on_home_closed);
-        uv_close((uv_handle_t *)&h->check, on_home_closed);
-        uv_close((uv_handle_t *)&h->idle, on_home_closed);
         if (tls_home == h)
             tls_home = NULL;
     }

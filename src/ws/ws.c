@@ -25,9 +25,8 @@
  * sent frame and our own data frames cannot interleave with one). Data
  * frames are written by sp_ws_send_textv: a header, then the caller's
  * payload parts, against the caller's limit. sp_ws_flush_soon defers the
- * write to the loop's check phase (one per-loop uv_check_t, with a uv_idle_t
- * so the loop does not block in poll meanwhile), so every record a loop
- * turn brings reaches a socket in one write.
+ * write to the loop's check phase (core/soon.h, one list per loop), so
+ * every record a loop turn brings reaches a socket in one write.
  *
  * Memory: the wslay context (two 4 KiB buffers inside) exists only while
  * it holds something: it is made when the client sends bytes or we send a
@@ -41,11 +40,13 @@
  * sp_ws_close; `busy` counts the frames of this file on the stack and the
  * socket is freed only when it drops to zero. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wslay/wslay.h>
 
 #include "core/alloc.h"
+#include "core/soon.h"
 #include "ws/ws.h"
 
 #define UNBOUNDED           ((size_t)-1 / 2)
@@ -71,7 +72,6 @@ struct sp_ws {
     bool over;         /* no owner callback any more */
     bool freeable;     /* over, and the stream is ended or gone */
     bool starved;      /* wslay's last read found `in` empty: it holds no unread byte */
-    bool dirty;        /* in the loop's flush list */
     bool closing;      /* we queued a close frame: later messages are ignored */
     int close_code;
     size_t messages; /* for sp_ws_parse_for_test */
@@ -86,19 +86,16 @@ struct sp_ws {
     /* keep-alive and deferred flushes */
     ws_home *home;
     sp_ws *prev, *next;
-    sp_ws *dirty_prev, *dirty_next;
+    sp_soon_node soon; /* in the loop's flush list */
     uint64_t last_in_ms, ping_sent_ms;
     uint64_t ping_ms, pong_ms;
 };
 
 struct ws_home {
     uv_timer_t timer;
-    uv_check_t check; /* flushes the dirty sockets once per loop turn */
-    uv_idle_t idle;   /* active while some are dirty: poll must not block */
+    sp_soon *soon; /* flushes the sockets that asked, once per loop turn */
     sp_ws *socks;
-    sp_ws *dirty;
     unsigned n;
-    unsigned open_handles; /* freed when the last one is closed */
 };
 
 static _Thread_local ws_home *tls_home;
@@ -489,65 +486,30 @@ static void on_tick(uv_timer_t *t)
 
 static void on_home_closed(uv_handle_t *hd)
 {
-    ws_home *h = hd->data;
-    if (--h->open_handles == 0)
-        free(h);
-}
-
-static void dirty_unlink(sp_ws *ws)
-{
-    ws_home *h = ws->home;
-    if (!ws->dirty)
-        return;
-    if (ws->dirty_prev)
-        ws->dirty_prev->dirty_next = ws->dirty_next;
-    else
-        h->dirty = ws->dirty_next;
-    if (ws->dirty_next)
-        ws->dirty_next->dirty_prev = ws->dirty_prev;
-    ws->dirty_prev = ws->dirty_next = NULL;
-    ws->dirty = false;
+    free(hd->data);
 }
 
 /* The check phase, right after the loop's I/O callbacks: one write per
  * socket that was asked to flush soon, however many frames it got. */
-static void on_check(uv_check_t *c)
+static void flush_now(sp_soon_node *n)
 {
-    ws_home *h = c->data;
-    uv_idle_stop(&h->idle);
-    while (h->dirty) {
-        sp_ws *ws = h->dirty;
-        dirty_unlink(ws);
-        if (ws->over || !ws->s)
-            continue;
-        ws->busy++;
-        sp_http_stream_flush(ws->s);
-        ws->busy--;
-        maybe_free(ws);
-    }
-}
-
-/* Active only while sockets are dirty: keeps poll from blocking before the
- * check phase when the flush was asked for outside the I/O callbacks. */
-static void on_idle(uv_idle_t *i)
-{
-    (void)i;
+    sp_ws *ws = (sp_ws *)((char *)n - offsetof(sp_ws, soon));
+    if (ws->over || !ws->s)
+        return;
+    ws->busy++;
+    sp_http_stream_flush(ws->s);
+    ws->busy--;
+    maybe_free(ws);
 }
 
 static ws_home *home_new(sp_loop *loop, uint64_t tick_ms)
 {
     ws_home *h = sp_xcalloc(1, sizeof *h);
     uv_timer_init(&loop->uv, &h->timer);
-    uv_check_init(&loop->uv, &h->check);
-    uv_idle_init(&loop->uv, &h->idle);
-    h->timer.data = h->check.data = h->idle.data = h;
-    h->open_handles = 3;
+    h->timer.data = h;
     uv_timer_start(&h->timer, on_tick, tick_ms, tick_ms);
-    uv_check_start(&h->check, on_check);
-    /* sockets keep the loop alive, not these */
-    uv_unref((uv_handle_t *)&h->timer);
-    uv_unref((uv_handle_t *)&h->check);
-    uv_unref((uv_handle_t *)&h->idle);
+    uv_unref((uv_handle_t *)&h->timer); /* sockets keep the loop alive, not this */
+    h->soon = sp_soon_new(&loop->uv, flush_now);
     return h;
 }
 
@@ -572,7 +534,7 @@ static void home_leave(sp_ws *ws)
     ws_home *h = ws->home;
     if (!h)
         return;
-    dirty_unlink(ws);
+    sp_soon_remove(h->soon, &ws->soon);
     if (ws->prev)
         ws->prev->next = ws->next;
     else
@@ -581,9 +543,8 @@ static void home_leave(sp_ws *ws)
         ws->next->prev = ws->prev;
     ws->home = NULL;
     if (--h->n == 0) {
+        sp_soon_close(h->soon);
         uv_close((uv_handle_t *)&h->timer, on_home_closed);
-        uv_close((uv_handle_t *)&h->check, on_home_closed);
-        uv_close((uv_handle_t *)&h->idle, on_home_closed);
         if (tls_home == h)
             tls_home = NULL;
     }
@@ -675,20 +636,13 @@ int sp_ws_send_text(sp_ws *ws, sp_slice payload, size_t limit)
 
 void sp_ws_flush_soon(sp_ws *ws)
 {
-    ws_home *h = ws->home;
-    if (ws->over || !ws->s || ws->dirty)
+    if (ws->over || !ws->s)
         return;
-    if (!h) {
+    if (!ws->home) {
         sp_ws_flush(ws);
         return;
     }
-    if (!h->dirty)
-        uv_idle_start(&h->idle, on_idle);
-    ws->dirty = true;
-    ws->dirty_next = h->dirty;
-    if (h->dirty)
-        h->dirty->dirty_prev = ws;
-    h->dirty = ws;
+    sp_soon_add(ws->home->soon, &ws->soon);
 }
 
 size_t sp_ws_queued(const sp_ws *ws)

@@ -1,4 +1,5 @@
-/* Unit tests for src/core: buffers, JSON writer, numbers, dates. */
+/* Unit tests for src/core: buffers, JSON writer, numbers, dates, the
+ * once-per-loop-turn list. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include "core/buf.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/soon.h"
 #include "core/time.h"
 #include <unistd.h>
 
@@ -169,6 +171,65 @@ static void test_dates(void **state)
     assert_string_equal(out, "1994-11-06T08:49:37.123Z");
 }
 
+/* ---- sp_soon ----------------------------------------------------------------- */
+
+typedef struct asker {
+    sp_soon_node node;
+    int runs;
+    int again; /* times run re-queues itself */
+    sp_soon *soon;
+} asker;
+
+static void asker_run(sp_soon_node *n)
+{
+    asker *a = (asker *)((char *)n - offsetof(asker, node));
+    a->runs++;
+    if (a->again > 0) {
+        a->again--;
+        sp_soon_add(a->soon, &a->node);
+    }
+}
+
+static void on_never(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Asked twice, run once per turn; removed before the turn, not run;
+ * re-queued from its run, run at the next turn; closed with a node still
+ * queued, the loop closes with nothing left. */
+static void test_soon(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    uv_timer_t alive; /* the list's handles never keep a loop alive */
+    uv_timer_init(&loop, &alive);
+    uv_timer_start(&alive, on_never, 3600000, 0);
+    sp_soon *s = sp_soon_new(&loop, asker_run);
+    asker a = {.soon = s}, b = {.soon = s}, c = {.soon = s, .again = 1};
+    sp_soon_add(s, &a.node);
+    sp_soon_add(s, &a.node);
+    sp_soon_add(s, &b.node);
+    sp_soon_add(s, &c.node);
+    sp_soon_remove(s, &b.node);
+    sp_soon_remove(s, &b.node);
+    uv_run(&loop, UV_RUN_NOWAIT); /* the idle handle keeps poll from waiting an hour */
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(b.runs, 0);
+    assert_int_equal(c.runs, 1);
+    assert_true(c.node.queued);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(c.runs, 2);
+    sp_soon_add(s, &b.node);
+    sp_soon_close(s); /* b is dropped, not run */
+    uv_close((uv_handle_t *)&alive, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(b.runs, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +240,7 @@ int main(void)
         cmocka_unit_test(test_json_valid),
         cmocka_unit_test(test_iso8601),
         cmocka_unit_test(test_log_long_line_stays_json),
+        cmocka_unit_test(test_soon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
