@@ -175,6 +175,9 @@ cell_rest() { # awaited|fire
     for conns in $BENCH_CONNS; do
         wrk_cell "reference $t" "$ru" "$conns"
         wrk_cell "spate $t" "$su" "$conns"
+        for k in "reference $t" "spate $t"; do
+            R[$k/$conns,rps]=${R[$k,rps]} R[$k/$conns,p99]=${R[$k,p99]}
+        done
         printf '  => c=%s: spate / reference %sx req/s, p99 %sx\n' "$conns" \
             "$(ref_ratio "${R[spate $t,rps]}" "${R[reference $t,rps]}")" \
             "$(ref_ratio "${R[spate $t,p99]}" "${R[reference $t,p99]}")"
@@ -219,4 +222,23 @@ has_test producer && cell_producer
 has_test awaited && cell_rest awaited
 has_test fire && cell_rest fire
 has_test latency && cell_latency
+
+# ---- goals (issue 6) -----------------------------------------------------------
+if has_test awaited && [ "$spate_ok" = 1 ] && [ "$ref_ok" = 1 ] && command -v wrk >/dev/null; then
+    echo "-- goals (issue 6, awaited POST /items)"
+    for conns in $BENCH_CONNS; do
+        x=$(ref_ratio "${R[spate awaited/$conns,rps]}" "${R[reference awaited/$conns,rps]}")
+        y=$(ref_ratio "${R[spate awaited/$conns,p99]}" "${R[reference awaited/$conns,p99]}")
+        goal=
+        case $conns in 1) goal=10 ;; 100) goal=20 ;; esac
+        line="  c=$conns: ×$x req/s"
+        [ -n "$goal" ] && line+=" (goal ≥ $goal: $(awk -v a="$x" -v g="$goal" 'BEGIN { print (a != "-" && a + 0 >= g) ? "met" : "MISSED" }'))"
+        line+="; p99 ×$y (goal < 1: $(awk -v a="$y" 'BEGIN { print (a != "-" && a + 0 < 1) ? "met" : "MISSED" }'))"
+        echo "$line"
+    done
+    if [[ " $BENCH_CONNS " == *" 100 "* ]]; then
+        ref_ceiling "$BENCH_SECONDS" 100 "$SRV_CPU"
+        ref_goal_reach "awaited POST /items at 100 connections" 20 "${R[reference awaited/100,rps]}"
+    fi
+fi
 echo "-- done"

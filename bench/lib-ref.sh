@@ -97,6 +97,50 @@ ref_cpu_us() {
     awk -v d="$1" -v hz="$BENCH_CLK_TCK" -v n="$2" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }'
 }
 
+# ref_ceiling SECONDS CONNS CPU: the most requests/s this machine serves with
+# one server core and this load generator at all: nginx with the reference's
+# nginx_static.conf (1 worker, `return 200` of a 16-byte body, no access log)
+# pinned to CPU, `wrk -t1` on CLI_CPU as in every other cell, after a 1 s
+# warm-up. A ×N goal above ceiling ÷ reference cannot be shown here by any
+# server. Sets ref_ceiling_rps (0 when nginx is missing or did not answer)
+# and prints one line.
+ref_ceiling() {
+    local secs=$1 conns=$2 cpu=$3 dir=$ref_rundir/ceiling port pid out line
+    ref_ceiling_rps=0
+    command -v nginx >/dev/null || { echo "  ceiling: skipped, nginx is not installed"; return 0; }
+    port=$(bench_free_port) || { echo "  ceiling: skipped, no free port"; return 0; }
+    mkdir -p "$dir"
+    chmod 755 "$ref_rundir" "$dir" # nginx's worker user reads under -p
+    sed "s/127\.0\.0\.1:8080/127.0.0.1:$port/" "$REF_DIR/conf/nginx_static.conf" >"$dir/nginx.conf"
+    ref_spawn "$dir/stderr.log" taskset -c "$cpu" nginx -p "$dir/" -c "$dir/nginx.conf"
+    pid=$ref_last_pid
+    if ! bench_wait_port "$port"; then
+        echo "  ceiling: skipped, nginx did not start: $(cat "$dir/stderr.log" "$dir/error.log" 2>/dev/null | tail -2)"
+        ref_stop "$pid"
+        return 0
+    fi
+    WRK_BODY= taskset -c "$CLI_CPU" wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true
+    out=$(WRK_BODY= taskset -c "$CLI_CPU" wrk -t1 -c"$conns" -d"${secs}s" --timeout 5s -s "$LUA" "http://127.0.0.1:$port/" 2>&1 || true)
+    ref_stop "$pid"
+    line=$(grep '^WRKSUM' <<<"$out" || true)
+    [ -n "$line" ] || { echo "  ceiling: no WRKSUM line from wrk: $out"; return 0; }
+    bench_parse_wrksum "$line"
+    ref_ceiling_rps=$WRK_rps
+    printf '  ceiling: nginx return 200, c=%s  %9.0f req/s  p99 %7s us\n' "$conns" "$WRK_rps" "$WRK_p99_us"
+}
+
+# ref_goal_reach NAME GOAL_X REF_RPS: one line saying whether GOAL_X × REF_RPS
+# is within the measured ceiling (ref_ceiling_rps).
+ref_goal_reach() {
+    local name=$1 goal=$2 ref=$3
+    [ "${ref_ceiling_rps:-0}" != 0 ] || return 0
+    awk -v n="$name" -v g="$goal" -v r="$ref" -v c="$ref_ceiling_rps" 'BEGIN {
+        need = g * r
+        printf "  %s: ×%s needs %.0f req/s; the ceiling is %.0f req/s = ×%.1f the reference: %s\n", n, g, need, c,
+            (r > 0 ? c / r : 0), (need <= c ? "reachable" : "NOT reachable on this machine by any server")
+    }'
+}
+
 # ref_machine: one line about the machine and its current load.
 ref_machine() {
     echo "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,6 +17,10 @@
 #   awaited  POST /items, Item body: spate ack=durable (fsync always),
 #            reference awaiting the Kafka delivery report
 #   fire     spate POST /items?ack=none, reference POST /items/fire
+#   ceiling  (with 100 in BENCH_CONNS) nginx `return 200` from the reference's
+#            nginx_static.conf under the same wrk at 100 connections: each
+#            ×N goal is printed with whether N × the reference's req/s is
+#            below what this machine serves at all with one server core
 # Per cell: req/s, p50/p99 (wrk's histogram via wrk_report.lua), the server
 # side's CPU time per request (utime+stime of the server process, all
 # threads; for the reference the app plus the mock broker), errors. With
@@ -220,6 +224,12 @@ for t in latest awaited fire; do
     done
 done
 
+if [[ " $BENCH_CONNS " == *" 100 "* ]]; then
+    echo
+    echo "-- ceiling (what one server core serves at all with this load generator)"
+    ref_ceiling "$BENCH_SECONDS" 100 "$SRV_CPU"
+fi
+
 verdict() { [ "$1" = 1 ] && echo met || echo MISSED; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "-" && a + 0 >= b) ? 1 : 0 }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a != "-" && a + 0 <= b) ? 1 : 0 }'; }
@@ -235,6 +245,10 @@ if has_test awaited && [[ " $BENCH_CONNS " == *" 100 "* ]]; then
     x=$(ref_ratio "${R[awaited/spate/100,rps]}" "${R[awaited/reference/100,rps]}")
     z=$(ref_ratio "${R[awaited/reference/100,cpu]}" "${R[awaited/spate/100,cpu]}")
     echo "  POST /items durable (fsync always) at 100 connections: req/s ×$x (goal ≥ 20): $(verdict "$(ge "$x" 20)"); server CPU per request: reference ÷ spate = $z"
+fi
+if [[ " $BENCH_CONNS " == *" 100 "* ]]; then
+    has_test latest && ref_goal_reach "GET /latest-news at 100 connections" 25 "${R[latest/reference/100,rps]}"
+    has_test awaited && ref_goal_reach "POST /items durable at 100 connections" 20 "${R[awaited/reference/100,rps]}"
 fi
 for t in latest awaited fire; do
     has_test "$t" || continue

@@ -320,6 +320,16 @@ static void kb_metrics(void *impl, sp_buf *out)
     uv_mutex_unlock(&st->lock);
     metric(out, "spate_kafka_pending_appends", "gauge", "Records awaiting a delivery report.",
            atomic_load(&kb->pending));
+    uint64_t lanes[SP__LANES];
+    sp__kafka_lane_counts(kb, lanes);
+    sp_buf_printf(out,
+                  "# HELP spate_kafka_appends_total Appends by producer lane (quiet: linger 0, "
+                  "for appends made one at a time).\n"
+                  "# TYPE spate_kafka_appends_total counter\n"
+                  "spate_kafka_appends_total{lane=\"busy\"} %llu\n"
+                  "spate_kafka_appends_total{lane=\"quiet\"} %llu\n",
+                  (unsigned long long)lanes[SP__LANE_BUSY],
+                  (unsigned long long)lanes[SP__LANE_QUIET]);
 }
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -343,6 +353,7 @@ static const spate_opt spate_opts[] = {
     KOPT("spate.window_bytes", window_bytes, 0, 1L << 40, 8L << 20, true),
     KOPT("spate.max_fetch_bytes", max_fetch_bytes, 1024, 1L << 30, 4L << 20, true),
     KOPT("spate.max_pending", max_pending, 1, 10000000, 100000, false),
+    KOPT("spate.quiet_max_pending", quiet_max_pending, 0, 1000000, 1, false),
 };
 
 static void spate_defaults(sp__kafka *kb)
@@ -467,6 +478,15 @@ static int build_confs(sp__kafka *kb, const sp_config_kv *props, size_t n, char 
     for (size_t i = 0; i < SP_ARRAY_LEN(prod); i++)
         if (!given(props, n, prod[i][0]))
             conf_set(kb->pconf, prod[i][0], prod[i][1], err, errlen);
+    /* The quiet lane (produce.c): the busy lane's settings, but no linger
+     * and one request in flight per broker, so what queues meanwhile goes
+     * out together; its statistics would overwrite the busy lane's. */
+    if (kb->quiet_max_pending > 0) {
+        kb->qconf = rd_kafka_conf_dup(kb->pconf);
+        conf_set(kb->qconf, "linger.ms", "0", err, errlen);
+        conf_set(kb->qconf, "max.in.flight.requests.per.connection", "1", err, errlen);
+        conf_set(kb->qconf, "statistics.interval.ms", "0", err, errlen);
+    }
     for (size_t i = 0; i < SP_ARRAY_LEN(cons); i++)
         if (!given(props, n, cons[i][0]))
             conf_set(kb->cconf, cons[i][0], cons[i][1], err, errlen);
@@ -521,6 +541,8 @@ static void kb_free(sp__kafka *kb)
 {
     if (kb->pconf)
         rd_kafka_conf_destroy(kb->pconf);
+    if (kb->qconf)
+        rd_kafka_conf_destroy(kb->qconf);
     if (kb->cconf)
         rd_kafka_conf_destroy(kb->cconf);
     if (kb->rconf)
@@ -528,6 +550,7 @@ static void kb_free(sp__kafka *kb)
     sp__kafka_meta_free(kb);
     free(kb->stats.lag_text);
     uv_mutex_destroy(&kb->stats.lock);
+    uv_mutex_destroy(&kb->lanes.lock);
     uv_mutex_destroy(&kb->rlock);
     uv_rwlock_destroy(&kb->plock);
     uv_rwlock_destroy(&kb->wlock);
@@ -603,6 +626,7 @@ int sp_kafka_backend_open(const sp_config_kv *props, size_t nprops, sp_backend *
     sp__kafka *kb = sp_xcalloc(1, sizeof *kb);
     spate_defaults(kb);
     uv_mutex_init(&kb->stats.lock);
+    uv_mutex_init(&kb->lanes.lock);
     uv_mutex_init(&kb->rlock);
     uv_rwlock_init(&kb->plock);
     uv_rwlock_init(&kb->wlock);
@@ -614,6 +638,8 @@ int sp_kafka_backend_open(const sp_config_kv *props, size_t nprops, sp_backend *
     if (rc)
         goto fail_conf;
     rd_kafka_conf_set_log_cb(kb->pconf, on_log);
+    if (kb->qconf)
+        rd_kafka_conf_set_log_cb(kb->qconf, on_log);
     rd_kafka_conf_set_log_cb(kb->cconf, on_log);
     rc = sp_loop_init(&kb->loop, 0);
     if (rc)
@@ -622,7 +648,7 @@ int sp_kafka_backend_open(const sp_config_kv *props, size_t nprops, sp_backend *
     uv_timer_init(&kb->loop.uv, &kb->meta_timer);
     kb->meta_timer.data = kb;
     if ((rc = sp__kafka_producer_new(kb, err, errlen)) != 0)
-        goto fail_loop;
+        goto fail_producer; /* closes the lanes made before the failure */
     if ((rc = sp__kafka_tail_new(kb, err, errlen)) != 0)
         goto fail_producer;
     if ((rc = reader_new(kb, err, errlen)) != 0)
@@ -647,7 +673,6 @@ fail_tail:
     sp__kafka_tail_close(kb);
 fail_producer:
     sp__kafka_producer_close(kb);
-fail_loop:
     uv_close((uv_handle_t *)&kb->meta_timer, NULL);
     sp_loop_close_inbox(&kb->loop);
     uv_run(&kb->loop.uv, UV_RUN_DEFAULT);

@@ -4,7 +4,8 @@
  *  - the backend thread (kb->loop) runs every librdkafka callback we ask
  *    for (delivery reports, errors, statistics) and every hub callback;
  *  - any thread may call the vtable; what they share is guarded by
- *      plock  (rwlock) the producer pointer (recreated after a fatal error),
+ *      plock  (rwlock) the producer pointers (recreated after a fatal error),
+ *      lanes.lock      which producer lane new appends take (produce.c),
  *      wlock  (rwlock) the watch list and the in-memory windows,
  *      meta.lock       the metadata + watermark cache,
  *      rlock           the reader consumer (one history fetch at a time),
@@ -78,6 +79,23 @@ typedef struct sp__kmeta {
     uint32_t rr; /* round-robin for keyless appends */
 } sp__kmeta;
 
+/* Producer lanes (produce.c): the busy lane is the producer configured by
+ * the user (linger.ms 1 by default: batches under load); the quiet lane,
+ * linger.ms 0 and one request in flight per broker, serves appends made
+ * one at a time, whose wait would otherwise be mostly linger. */
+enum { SP__LANE_BUSY = 0, SP__LANE_QUIET = 1, SP__LANES = 2 };
+
+/* Which lane new appends take. Every pending append is on lane `cur`: the
+ * lane changes only when no append is pending, so two appends to one
+ * partition are never in two producers at once (no reordering). */
+typedef struct sp__klanes {
+    uv_mutex_t lock;
+    long pending; /* appends awaiting their reports */
+    long peak;    /* most pending at once since pending was last 0 */
+    int cur;
+    uint64_t appends[SP__LANES]; /* appends each lane took (metrics) */
+} sp__klanes;
+
 typedef struct sp__kstats {
     uv_mutex_t lock;
     /* producer */
@@ -105,14 +123,17 @@ typedef enum sp__kstart {
 struct sp__kafka {
     sp_loop loop;
     bool loop_started;
-    rd_kafka_conf_t *pconf, *cconf, *rconf; /* templates, rd_kafka_conf_dup'ed per handle */
+    /* templates, rd_kafka_conf_dup'ed per handle; qconf is the quiet
+     * lane's producer (NULL when spate.quiet_max_pending is 0) */
+    rd_kafka_conf_t *pconf, *qconf, *cconf, *rconf;
     uv_rwlock_t plock;
-    rd_kafka_t *producer;
+    rd_kafka_t *producer[SP__LANES]; /* [SP__LANE_QUIET] NULL without a quiet lane */
+    sp__klanes lanes;
     rd_kafka_t *tail;
     rd_kafka_t *reader;
     uv_mutex_t rlock;
-    sp__kq *pq;     /* producer main queue (heap: replaced with the producer) */
-    sp__kq tmq, tq; /* tail consumer: main queue, messages */
+    sp__kq *pq[SP__LANES]; /* producer main queues (heap: replaced with the producer) */
+    sp__kq tmq, tq;        /* tail consumer: main queue, messages */
     /* Group mode (kafka.group.id): the tail consumer subscribes to the
      * watched topics in that group instead of assigning every partition;
      * offsets are stored once the hub took the records and committed by
@@ -139,6 +160,10 @@ struct sp__kafka {
     int read_timeout_ms, admin_timeout_ms, metadata_interval_ms, flush_timeout_ms;
     size_t window_bytes, max_fetch_bytes;
     long max_pending;
+    /* An append takes the quiet lane when no append is pending and at
+     * most this many were pending at once since the last time none was
+     * (1: only producers that wait for each ack; 0: no quiet lane). */
+    int quiet_max_pending;
 };
 
 /* kafka.c */
@@ -161,6 +186,12 @@ int sp__kafka_append(void *impl, const char *topic, int32_t partition, const sp_
                      size_t n, sp_store_append_cb cb, void *arg);
 int sp__kafka_partition_for_key(void *impl, const char *topic, sp_slice key);
 void sp__kafka_producer_close(sp__kafka *kb);
+/* Makes every producer lane know these topics, so that a lane's first
+ * append to one does not wait for librdkafka's once-a-second scan of
+ * unknown topics (any thread). */
+void sp__kafka_producers_know(sp__kafka *kb, const char *const *topics, size_t n);
+/* Appends each lane took since open (tests, metrics). */
+void sp__kafka_lane_counts(sp__kafka *kb, uint64_t out[SP__LANES]);
 int sp__kafka_flush(void *impl);
 
 /* tail.c */

@@ -1,4 +1,4 @@
-/* produce.c - appends: one idempotent librdkafka producer per backend.
+/* produce.c - appends: idempotent librdkafka producers, in two lanes.
  *
  * An append of n records produces n messages to one partition (chosen as
  * the store does: murmur2 of the first key, or round-robin) with one
@@ -10,6 +10,19 @@
  * transactions: when some of them fail, the callback reports the error
  * while the delivered ones stay in the log (retries are idempotent, so
  * there are no duplicates).
+ *
+ * Lanes. linger.ms trades one append's latency for batching: with 1 ms
+ * (spate's default) a producer that waits for each ack does ~600 appends/s,
+ * with 0 ~3,000, but at 0 many concurrent appends go out in tiny requests.
+ * So there are two producers: the busy lane (the configured one) and the
+ * quiet lane (linger.ms 0 and max.in.flight 1, so what arrives while a
+ * request is out waits for it and goes in the next one, as Nagle's
+ * algorithm does). The lane is chosen only when no append is pending,
+ * which keeps every partition's appends in one producer at a time and so
+ * in order: the quiet lane when at most spate.quiet_max_pending appends
+ * were pending at once since the last such moment (a client that waits
+ * for each ack), else the busy lane. A load that never lets the pending
+ * count reach zero stays on its lane; the quiet lane still batches then.
  *
  * Bounds: at most max_pending records awaiting reports (-EAGAIN past it),
  * librdkafka's own queue.buffering.max.* (-EAGAIN on QUEUE_FULL), and
@@ -38,6 +51,7 @@ typedef struct kappend {
     void *arg;
     uint32_t expected; /* reports still to come, +1 while the caller produces (atomic) */
     uint32_t n;        /* records asked for */
+    int lane;          /* SP__LANE_*: the producer the records went to */
     int caller_status; /* a produce call that failed after the first (set before the +1 drops) */
     char caller_err[128];
     sp_store_ack ack;
@@ -55,10 +69,64 @@ static void append_fail(kappend *a, int status, const char *why)
     }
 }
 
+/* Takes a lane for one append (see the top of the file). */
+static int lane_enter(sp__kafka *kb)
+{
+    sp__klanes *l = &kb->lanes;
+    uv_mutex_lock(&l->lock);
+    if (l->pending == 0) {
+        l->cur = kb->qconf && l->peak <= kb->quiet_max_pending ? SP__LANE_QUIET : SP__LANE_BUSY;
+        l->peak = 0;
+    }
+    if (++l->pending > l->peak)
+        l->peak = l->pending;
+    l->appends[l->cur]++;
+    int lane = l->cur;
+    uv_mutex_unlock(&l->lock);
+    return lane;
+}
+
+static void lane_leave(sp__kafka *kb)
+{
+    uv_mutex_lock(&kb->lanes.lock);
+    kb->lanes.pending--;
+    uv_mutex_unlock(&kb->lanes.lock);
+}
+
+/* A topic handle made and dropped at once: librdkafka keeps the topic
+ * (until the producer is destroyed) and fetches its metadata in the
+ * background, where the first append to it would have waited for it. */
+static void producer_know(rd_kafka_t *rk, const char *const *topics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topics[i], NULL);
+        if (t)
+            rd_kafka_topic_destroy(t);
+    }
+}
+
+void sp__kafka_producers_know(sp__kafka *kb, const char *const *topics, size_t n)
+{
+    uv_rwlock_rdlock(&kb->plock);
+    for (int lane = 0; lane < SP__LANES; lane++)
+        if (kb->producer[lane])
+            producer_know(kb->producer[lane], topics, n);
+    uv_rwlock_rdunlock(&kb->plock);
+}
+
+void sp__kafka_lane_counts(sp__kafka *kb, uint64_t out[SP__LANES])
+{
+    uv_mutex_lock(&kb->lanes.lock);
+    for (int i = 0; i < SP__LANES; i++)
+        out[i] = kb->lanes.appends[i];
+    uv_mutex_unlock(&kb->lanes.lock);
+}
+
 static void append_finish(sp__kafka *kb, kappend *a)
 {
     if (a->caller_status)
         append_fail(a, a->caller_status, a->caller_err);
+    lane_leave(kb);
     atomic_fetch_sub(&kb->pending, (long)a->n);
     uv_mutex_lock(&kb->stats.lock);
     if (a->ack.status)
@@ -114,12 +182,22 @@ static void finish_on_loop(sp_loop *loop, void *arg)
     append_finish(a->kb, a);
 }
 
-static void recreate_producer(sp__kafka *kb);
+static void recreate_producer(sp__kafka *kb, int lane);
 
+/* Recreates every producer that is in a fatal state. */
 static void recreate_on_loop(sp_loop *loop, void *arg)
 {
-    if (loop && !atomic_load(&((sp__kafka *)arg)->closing))
-        recreate_producer(arg);
+    sp__kafka *kb = arg;
+    if (!loop || atomic_load(&kb->closing))
+        return;
+    for (int lane = 0; lane < SP__LANES; lane++) {
+        uv_rwlock_rdlock(&kb->plock);
+        rd_kafka_t *rk = kb->producer[lane];
+        uv_rwlock_rdunlock(&kb->plock);
+        char why[64];
+        if (rk && rd_kafka_fatal_error(rk, why, sizeof why) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            recreate_producer(kb, lane);
+    }
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -150,21 +228,25 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     return 0;
 }
 
-/* Drains the producer's main queue: delivery reports, errors, stats. */
+/* Drains a producer's main queue: delivery reports, errors, stats. The
+ * queues are replaced only on this (the backend) thread. */
 static void drain_producer(sp__kafka *kb, sp__kq *kq)
 {
-    (void)kq;
-    uv_rwlock_rdlock(&kb->plock);
-    rd_kafka_t *rk = kb->producer;
-    uv_rwlock_rdunlock(&kb->plock);
-    if (rk)
-        while (rd_kafka_poll(rk, 0) > 0) {
-        }
+    for (int lane = 0; lane < SP__LANES; lane++) {
+        if (kb->pq[lane] != kq)
+            continue;
+        uv_rwlock_rdlock(&kb->plock);
+        rd_kafka_t *rk = kb->producer[lane];
+        uv_rwlock_rdunlock(&kb->plock);
+        if (rk)
+            while (rd_kafka_poll(rk, 0) > 0) {
+            }
+    }
 }
 
-static int producer_make(sp__kafka *kb, rd_kafka_t **out, char *err, size_t errlen)
+static int producer_make(sp__kafka *kb, int lane, rd_kafka_t **out, char *err, size_t errlen)
 {
-    rd_kafka_conf_t *c = rd_kafka_conf_dup(kb->pconf);
+    rd_kafka_conf_t *c = rd_kafka_conf_dup(lane == SP__LANE_QUIET ? kb->qconf : kb->pconf);
     rd_kafka_conf_set_opaque(c, kb);
     rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
     rd_kafka_conf_set_error_cb(c, on_error);
@@ -178,37 +260,41 @@ static int producer_make(sp__kafka *kb, rd_kafka_t **out, char *err, size_t errl
     return 0;
 }
 
-static int wire_producer(sp__kafka *kb, rd_kafka_t *rk)
+static int wire_producer(sp__kafka *kb, int lane, rd_kafka_t *rk)
 {
     rd_kafka_queue_t *q = rd_kafka_queue_get_main(rk);
-    kb->pq = sp_xcalloc(1, sizeof *kb->pq);
-    kb->pq->heap = true;
-    int rc = sp__kq_start(kb, kb->pq, q, drain_producer);
+    sp__kq *kq = sp_xcalloc(1, sizeof *kq);
+    kq->heap = true;
+    kb->pq[lane] = kq;
+    int rc = sp__kq_start(kb, kq, q, drain_producer);
     if (rc) {
         rd_kafka_queue_destroy(q);
-        free(kb->pq);
-        kb->pq = NULL;
+        free(kq);
+        kb->pq[lane] = NULL;
     }
     return rc;
 }
 
 int sp__kafka_producer_new(sp__kafka *kb, char *err, size_t errlen)
 {
-    int rc = producer_make(kb, &kb->producer, err, errlen);
-    if (rc)
-        return rc;
-    rc = wire_producer(kb, kb->producer);
-    if (rc) {
-        rd_kafka_destroy(kb->producer);
-        kb->producer = NULL;
-        snprintf(err, errlen, "kafka: cannot wire the producer queue: %s", strerror(-rc));
+    for (int lane = 0; lane < SP__LANES; lane++) {
+        if (lane == SP__LANE_QUIET && !kb->qconf)
+            break;
+        int rc = producer_make(kb, lane, &kb->producer[lane], err, errlen);
+        if (rc == 0 && (rc = wire_producer(kb, lane, kb->producer[lane])) != 0) {
+            rd_kafka_destroy(kb->producer[lane]);
+            kb->producer[lane] = NULL;
+            snprintf(err, errlen, "kafka: cannot wire the producer queue: %s", strerror(-rc));
+        }
+        if (rc)
+            return rc; /* the caller closes the lanes made so far */
     }
-    return rc;
+    return 0;
 }
 
-/* Fails whatever the producer `rk` still holds (its reports run here, on
- * the backend thread), unwires and destroys it. */
-static void producer_retire(sp__kafka *kb, rd_kafka_t *rk, int flush_ms)
+/* Fails whatever the producer `rk` of `lane` still holds (its reports run
+ * here, on the backend thread), unwires and destroys it. */
+static void producer_retire(sp__kafka *kb, int lane, rd_kafka_t *rk, int flush_ms)
 {
     if (flush_ms > 0)
         rd_kafka_flush(rk, flush_ms);
@@ -216,31 +302,35 @@ static void producer_retire(sp__kafka *kb, rd_kafka_t *rk, int flush_ms)
     for (int i = 0; i < 100 && rd_kafka_outq_len(rk) > 0; i++)
         rd_kafka_poll(rk, 10);
     rd_kafka_poll(rk, 0);
-    if (kb->pq) {
-        rd_kafka_queue_t *q = kb->pq->q;
-        sp__kq_stop(kb->pq);
+    if (kb->pq[lane]) {
+        rd_kafka_queue_t *q = kb->pq[lane]->q;
+        sp__kq_stop(kb->pq[lane]);
         rd_kafka_queue_destroy(q);
-        kb->pq = NULL;
+        kb->pq[lane] = NULL;
     }
     rd_kafka_destroy(rk);
 }
 
 /* After a fatal (idempotence) error: a new producer takes the old one's
- * place; every append the old one held fails (-EIO, "fatal"). */
-static void recreate_producer(sp__kafka *kb)
+ * place in its lane; every append the old one held fails (-EIO, "fatal"). */
+static void recreate_producer(sp__kafka *kb, int lane)
 {
     char err[512];
     rd_kafka_t *fresh;
-    if (producer_make(kb, &fresh, err, sizeof err) != 0) {
+    if (producer_make(kb, lane, &fresh, err, sizeof err) != 0) {
         SP_LOG_ERROR("kafka: cannot recreate the producer", SP_LF_STR("detail", err));
         return;
     }
     uv_rwlock_wrlock(&kb->plock);
-    rd_kafka_t *old = kb->producer;
-    kb->producer = fresh;
+    rd_kafka_t *old = kb->producer[lane];
+    kb->producer[lane] = fresh;
     uv_rwlock_wrunlock(&kb->plock);
-    producer_retire(kb, old, 0);
-    if (wire_producer(kb, fresh) != 0)
+    producer_retire(kb, lane, old, 0);
+    uv_mutex_lock(&kb->meta.lock);
+    for (size_t i = 0; i < kb->meta.n; i++)
+        producer_know(fresh, (const char *const *)&kb->meta.topics[i].name, 1);
+    uv_mutex_unlock(&kb->meta.lock);
+    if (wire_producer(kb, lane, fresh) != 0)
         SP_LOG_ERROR("kafka: cannot wire the new producer's queue", SP_LF_STR("detail", ""));
     uv_mutex_lock(&kb->stats.lock);
     kb->stats.fatal_recreates++;
@@ -251,21 +341,34 @@ static void recreate_producer(sp__kafka *kb)
  * pending completes with -ESHUTDOWN. */
 void sp__kafka_producer_close(sp__kafka *kb)
 {
-    uv_rwlock_wrlock(&kb->plock);
-    rd_kafka_t *rk = kb->producer;
-    kb->producer = NULL;
-    uv_rwlock_wrunlock(&kb->plock);
-    if (rk)
-        producer_retire(kb, rk, kb->flush_timeout_ms);
+    for (int lane = 0; lane < SP__LANES; lane++) {
+        uv_rwlock_wrlock(&kb->plock);
+        rd_kafka_t *rk = kb->producer[lane];
+        kb->producer[lane] = NULL;
+        uv_rwlock_wrunlock(&kb->plock);
+        if (rk)
+            producer_retire(kb, lane, rk, kb->flush_timeout_ms);
+    }
 }
 
+/* Both lanes, within one spate.flush_timeout. */
 static void flush_on_loop(sp__kafka *kb, void *arg)
 {
     int *rc = arg;
-    uv_rwlock_rdlock(&kb->plock);
-    rd_kafka_t *rk = kb->producer;
-    uv_rwlock_rdunlock(&kb->plock);
-    *rc = rk ? sp__kafka_errno(rd_kafka_flush(rk, kb->flush_timeout_ms)) : -ESHUTDOWN;
+    uint64_t deadline = uv_hrtime() / 1000000 + (uint64_t)kb->flush_timeout_ms;
+    *rc = -ESHUTDOWN;
+    for (int lane = 0; lane < SP__LANES; lane++) {
+        uv_rwlock_rdlock(&kb->plock);
+        rd_kafka_t *rk = kb->producer[lane];
+        uv_rwlock_rdunlock(&kb->plock);
+        if (!rk)
+            continue;
+        uint64_t now = uv_hrtime() / 1000000;
+        int left = now < deadline ? (int)(deadline - now) : 0;
+        int r = sp__kafka_errno(rd_kafka_flush(rk, left));
+        if (*rc == -ESHUTDOWN || (*rc == 0 && r != 0))
+            *rc = r;
+    }
 }
 
 /* Waits (bounded by spate.flush_timeout) until every queued append is
@@ -365,6 +468,7 @@ int sp__kafka_append(void *impl, const char *topic, int32_t partition, const sp_
         return -EAGAIN;
     }
     kappend *a = sp_xcalloc(1, sizeof *a);
+    a->lane = lane_enter(kb);
     a->kb = kb;
     a->cb = cb;
     a->arg = arg;
@@ -379,13 +483,15 @@ int sp__kafka_append(void *impl, const char *topic, int32_t partition, const sp_
     rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR__DESTROY;
     uint32_t queued = 0;
     uv_rwlock_rdlock(&kb->plock);
-    if (kb->producer) {
+    rd_kafka_t *rk = kb->producer[a->lane];
+    if (rk) {
         __atomic_fetch_add(&a->expected, (uint32_t)n, __ATOMIC_ACQ_REL);
-        queued = produce_all(kb->producer, topic, p, recs, n, a, &e);
+        queued = produce_all(rk, topic, p, recs, n, a, &e);
         __atomic_fetch_sub(&a->expected, (uint32_t)n - queued, __ATOMIC_ACQ_REL);
     }
     uv_rwlock_rdunlock(&kb->plock);
     if (queued == 0) {
+        lane_leave(kb);
         atomic_fetch_sub(&kb->pending, (long)n);
         free(a);
         return e == RD_KAFKA_RESP_ERR__DESTROY ? -ESHUTDOWN : sp__kafka_errno(e);
@@ -400,8 +506,10 @@ int sp__kafka_append(void *impl, const char *topic, int32_t partition, const sp_
 void sp__kafka_test_fatal(sp__kafka *kb)
 {
     uv_rwlock_rdlock(&kb->plock);
-    if (kb->producer)
-        rd_kafka_test_fatal_error(kb->producer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                                  "injected by a test");
+    for (int lane = 0; lane < SP__LANES; lane++)
+        if (kb->producer[lane])
+            rd_kafka_test_fatal_error(kb->producer[lane],
+                                      RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                      "injected by a test");
     uv_rwlock_rdunlock(&kb->plock);
 }

@@ -649,6 +649,114 @@ static void test_callback_reads_fetch(void **state)
     run_follow("follow_fetch", "0");
 }
 
+/* ---- producer lanes ---------------------------------------------------------- */
+
+typedef struct burst {
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int done, failed;
+    uint64_t offset[200];
+} burst;
+
+typedef struct burst_arg {
+    burst *b;
+    int i;
+} burst_arg;
+
+static void on_burst_ack(void *arg, const sp_store_ack *ack)
+{
+    burst_arg *a = arg;
+    uv_mutex_lock(&a->b->lock);
+    if (ack->status)
+        a->b->failed++;
+    a->b->offset[a->i] = ack->base_offset;
+    a->b->done++;
+    uv_cond_signal(&a->b->cond);
+    uv_mutex_unlock(&a->b->lock);
+}
+
+/* Appends records [from, to) to partition 0 of name without waiting for
+ * any ack, then waits for all; each must land at offset i (call order). */
+static void append_burst(sp_backend *b, const char *name, int from, int to)
+{
+    burst *bu = calloc(1, sizeof *bu);
+    uv_mutex_init(&bu->lock);
+    uv_cond_init(&bu->cond);
+    burst_arg args[200];
+    made m;
+    for (int i = from; i < to; i++) {
+        make_record(&m, i, 1);
+        args[i - from] = (burst_arg){bu, i - from};
+        assert_int_equal(sp_backend_append(b, name, 0, &m.r, 1, on_burst_ack, &args[i - from]), 0);
+    }
+    uv_mutex_lock(&bu->lock);
+    while (bu->done < to - from)
+        assert_int_equal(uv_cond_timedwait(&bu->cond, &bu->lock, 30ull * 1000000000), 0);
+    uv_mutex_unlock(&bu->lock);
+    assert_int_equal(bu->failed, 0);
+    for (int i = from; i < to; i++)
+        assert_int_equal(bu->offset[i - from], (uint64_t)i);
+    uv_cond_destroy(&bu->cond);
+    uv_mutex_destroy(&bu->lock);
+    free(bu);
+}
+
+static void assert_lanes(sp_backend *b, uint64_t busy, uint64_t quiet)
+{
+    uint64_t n[SP__LANES];
+    sp__kafka_lane_counts(b->impl, n);
+    if (n[SP__LANE_BUSY] != busy || n[SP__LANE_QUIET] != quiet)
+        fail_msg("lanes: busy %llu quiet %llu, wanted %llu %llu",
+                 (unsigned long long)n[SP__LANE_BUSY], (unsigned long long)n[SP__LANE_QUIET],
+                 (unsigned long long)busy, (unsigned long long)quiet);
+}
+
+static void append_one(sp_backend *b, const char *name, int i)
+{
+    made m;
+    make_record(&m, i, 1);
+    sp_store_ack ack;
+    assert_int_equal(append_wait(b, name, 0, &m.r, 1, &ack, NULL, 0), 0);
+    assert_int_equal(ack.base_offset, (uint64_t)i);
+}
+
+/* Appends made one at a time take the quiet lane (linger 0); the lane
+ * changes only when no append is pending: a burst that starts on the quiet
+ * lane finishes there, the next one takes the busy lane, and a lone append
+ * after a burst does too (the peak since the last idle moment was the
+ * burst). Every record lands in call order across the switches. With
+ * spate.quiet_max_pending 0 there is one lane. */
+static void test_lanes(void **state)
+{
+    (void)state;
+    topic("lanes", 1);
+    sp_backend *b = open_backend(NULL, NULL);
+    for (int i = 0; i < 5; i++)
+        append_one(b, "lanes", i);
+    assert_lanes(b, 0, 5);
+    append_burst(b, "lanes", 5, 55);
+    assert_lanes(b, 0, 55);
+    append_burst(b, "lanes", 55, 105);
+    assert_lanes(b, 50, 55);
+    append_one(b, "lanes", 105);
+    assert_lanes(b, 51, 55);
+    append_one(b, "lanes", 106);
+    assert_lanes(b, 51, 56);
+    append_burst(b, "lanes", 107, 157);
+    assert_lanes(b, 51, 106);
+    assert_true(metric_value(b, "spate_kafka_appends_total{lane=\"quiet\"}") == 106);
+    assert_true(metric_value(b, "spate_kafka_appends_total{lane=\"busy\"}") == 51);
+    sp_backend_close(b);
+
+    topic("one_lane", 1);
+    b = open_backend("spate.quiet_max_pending", "0", NULL);
+    for (int i = 0; i < 3; i++)
+        append_one(b, "one_lane", i);
+    append_burst(b, "one_lane", 3, 53);
+    assert_lanes(b, 53, 0);
+    sp_backend_close(b);
+}
+
 /* A fatal producer error (as idempotence raises them) recreates the
  * producer: appends work again, and the recreation is counted. */
 static void test_fatal_recreates_producer(void **state)
@@ -774,6 +882,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_injected_errors),
         cmocka_unit_test(test_leader_move),
         cmocka_unit_test(test_topics_and_config),
+        cmocka_unit_test(test_lanes),
         cmocka_unit_test(test_fatal_recreates_producer),
         cmocka_unit_test(test_brokers_down),
         cmocka_unit_test(test_start_and_group),
