@@ -2,14 +2,17 @@
  *
  * Input: SCHEMA '\0' DOCUMENT. Without a NUL the whole input is a document,
  * checked against the seed Item schema. Every body is also parsed alone
- * (strict and NDJSON). Besides crashes, leaks and UB, it checks one
- * property: whatever validation or error rendering writes is valid JSON,
- * since it goes straight into 422 bodies. */
+ * (strict and NDJSON). Besides crashes, leaks and UB, it checks two
+ * properties: whatever validation or error rendering writes is valid JSON,
+ * since it goes straight into 422 bodies; and the allocation-free check
+ * that lets produce skip the tree (sp_json_valid_plain) never vouches for
+ * a body the strict parser refuses. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/schema.h"
+#include "core/json.h"
 
 static void must_be_json(const sp_buf *b)
 {
@@ -50,12 +53,17 @@ static void check_document(const sp_schema *sc, const char *doc, size_t len)
     sp_json_limits lim = {.max_bytes = 1 << 16, .max_depth = 48, .max_records = 64};
     sp_json_error e;
     json_t *v = NULL;
+    bool plain = sp_json_valid_plain(sp_slice_make(doc, len), 48);
+    if (plain && !sp_json_valid(sp_slice_make(doc, len), 48))
+        abort();
     if (sp_json_parse_strict(doc, len, &lim, &v, &e) == 0) {
         validate_into(sc, v, 1 << 16, 64);
         validate_into(sc, v, 300, 8);
         validate_into(sc, v, 1 << 16, 0);
         json_decref(v);
     } else {
+        if (plain && len <= lim.max_bytes)
+            abort(); /* vouched for a body the parser refuses */
         render_error(&e);
     }
     if (sp_json_parse_ndjson(doc, len, &lim, &v, &e) == 0) {

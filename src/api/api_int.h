@@ -32,7 +32,7 @@ bool sp__api_query_u64(sp_http_req *req, const char *name, uint64_t def, uint64_
  * For one record raw/doc point into the struct itself: never copy it. */
 typedef struct sp__api_batch {
     sp_slice *raw;
-    void **doc; /* json_t *, borrowed from root */
+    void **doc; /* json_t *, borrowed from root; NULL when parsed without docs */
     void *root; /* json_t * owning every doc */
     size_t n;
     bool is_batch; /* array or NDJSON: 422 locations carry the index */
@@ -44,8 +44,13 @@ typedef struct sp__api_batch {
  * NDJSON) with strict JSON rules and the configured limits. With `single`
  * (declared routes such as POST /items) the body is exactly one JSON value
  * (an array is that value, not a batch) and NDJSON is refused. Answers
- * 400/415/422 itself and returns false on any problem. */
-bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, sp__api_batch *out);
+ * 400/415/422 itself and returns false on any problem.
+ * With need_docs false (a topic without a schema) the records are only
+ * checked, and trees are built only for a body the allocation-free check
+ * cannot vouch for (sp_json_valid_plain), so the same bodies are accepted
+ * and refused with the same answers either way. */
+bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, bool need_docs,
+                           sp__api_batch *out);
 void sp__api_batch_free(sp__api_batch *b);
 /* Validates every record against the topic's schema (may be NULL: then
  * always true). Answers 422 with FastAPI's body, all violations listed,

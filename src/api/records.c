@@ -285,11 +285,11 @@ void sp__api_produce(sp_http_req *req, sp_api *api, const char *topic, bool sing
     char keybuf[MAX_KEY];
     sp_slice key;
     sp__api_batch batch = {0};
-    if (!parse_produce_args(req, api, &a) || !get_key(req, keybuf, &key) ||
-        !sp__api_parse_records(req, api, single, &batch))
+    if (!parse_produce_args(req, api, &a) || !get_key(req, keybuf, &key))
         return;
     sp_hub_schema *schema = sp_hub_schema_acquire(api->hub, topic);
-    bool ok = sp__api_validate(req, api, schema, &batch);
+    bool ok = sp__api_parse_records(req, api, single, schema != NULL, &batch) &&
+              sp__api_validate(req, api, schema, &batch);
     sp_hub_schema_release(schema);
     if (!ok) {
         sp__api_batch_free(&batch);

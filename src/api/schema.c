@@ -380,6 +380,7 @@ static bool fast_string_span(fast *f, sp_slice *raw, bool *escaped)
     const unsigned char *start = p;
     *escaped = false;
     for (;;) {
+        p += sp_json_plain_run(p, end);
         while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
         if (p == end || *p < 0x20)

@@ -8,10 +8,12 @@
  * so a consumer reads back what the producer sent. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "api/api_int.h"
 #include "api/schema.h"
 #include "core/alloc.h"
+#include "core/json.h"
 
 #define MAX_ERROR_BYTES (64 * 1024)
 #define MAX_ERRORS      100
@@ -89,22 +91,56 @@ static sp_slice trim(sp_slice s)
     return s;
 }
 
+/* Room for n records; docs only with a tree (root). */
 static void batch_alloc(sp__api_batch *out, json_t *root, size_t n)
 {
     out->root = root;
     out->n = n;
     if (n <= 1) {
         out->raw = &out->raw1;
-        out->doc = &out->doc1;
+        out->doc = root ? &out->doc1 : NULL;
         return;
     }
     out->raw = sp_xcalloc(n, sizeof *out->raw);
-    out->doc = sp_xcalloc(n, sizeof *out->doc);
+    out->doc = root ? sp_xcalloc(n, sizeof *out->doc) : NULL;
 }
 
-static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, bool single,
+/* Without docs: the records' spans when every one passes the plain check,
+ * so no tree is built; false leaves `out` empty for the full parse. */
+static bool split_plain_json(sp_api *api, sp_slice body, bool single, sp__api_batch *out)
+{
+    unsigned depth = api->opts.max_json_depth;
+    if (!sp_json_valid_plain(body, depth))
+        return false;
+    sp_slice t = trim(body);
+    if (single || t.base[0] != '[') {
+        batch_alloc(out, NULL, 1);
+        out->raw[0] = t;
+        return true;
+    }
+    /* an array: each element is a record (a batch) */
+    size_t max = api->opts.max_batch_records;
+    sp_slice small[64], *raw = small;
+    long n = sp_json_split_array(body, depth + 1, small, max < 64 ? max : 64);
+    if (n == -2 && max > 64) { /* a big batch: room for the most there may be */
+        raw = sp_xcalloc(max, sizeof *raw);
+        n = sp_json_split_array(body, depth + 1, raw, max);
+    }
+    if (n > 0) { /* else empty, or too many records: the full path answers */
+        batch_alloc(out, NULL, (size_t)n);
+        memcpy(out->raw, raw, (size_t)n * sizeof *raw);
+        out->is_batch = true;
+    }
+    if (raw != small)
+        free(raw);
+    return n > 0;
+}
+
+static bool parse_json(sp_http_req *req, sp_api *api, sp_slice body, bool single, bool need_docs,
                        sp__api_batch *out)
 {
+    if (!need_docs && split_plain_json(api, body, single, out))
+        return true;
     sp_json_limits lim = {body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records};
     json_t *root;
     sp_json_error err;
@@ -146,8 +182,35 @@ static bool blank(sp_slice s)
     return trim(s).len == 0;
 }
 
-static bool parse_ndjson(sp_http_req *req, sp_api *api, sp_slice body, sp__api_batch *out)
+/* Without docs: every non-blank line passes the plain check and there are
+ * 1..max_batch_records of them; false: the full parse decides. */
+static bool split_plain_ndjson(sp_api *api, sp_slice body, sp__api_batch *out)
 {
+    unsigned depth = (unsigned)api->opts.max_json_depth;
+    sp_slice rest = body, line;
+    size_t n = 0;
+    while (sp_json_next_line(&rest, &line))
+        if (!blank(line)) {
+            if (++n > api->opts.max_batch_records || !sp_json_valid_plain(line, depth))
+                return false;
+        }
+    if (n == 0)
+        return false;
+    batch_alloc(out, NULL, n);
+    out->is_batch = true;
+    rest = body;
+    size_t i = 0;
+    while (i < n && sp_json_next_line(&rest, &line))
+        if (!blank(line))
+            out->raw[i++] = trim(line);
+    return true;
+}
+
+static bool parse_ndjson(sp_http_req *req, sp_api *api, sp_slice body, bool need_docs,
+                         sp__api_batch *out)
+{
+    if (!need_docs && split_plain_ndjson(api, body, out))
+        return true;
     sp_json_limits lim = {body.len + 1, api->opts.max_json_depth, api->opts.max_batch_records};
     json_t *root;
     sp_json_error err;
@@ -180,7 +243,8 @@ static bool parse_ndjson(sp_http_req *req, sp_api *api, sp_slice body, sp__api_b
     return true;
 }
 
-bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, sp__api_batch *out)
+bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, bool need_docs,
+                           sp__api_batch *out)
 {
     memset(out, 0, sizeof *out);
     enum framing f = framing_of(sp_http_req_header(req, SP_SLICE_LIT("content-type")));
@@ -203,8 +267,8 @@ bool sp__api_parse_records(sp_http_req *req, sp_api *api, bool single, sp__api_b
                                           "\"msg\":\"Field required\",\"input\":null}]}"));
         return false;
     }
-    return f == F_JSON ? parse_json(req, api, body, single, out)
-                       : parse_ndjson(req, api, body, out);
+    return f == F_JSON ? parse_json(req, api, body, single, need_docs, out)
+                       : parse_ndjson(req, api, body, need_docs, out);
 }
 
 void sp__api_batch_free(sp__api_batch *b)
@@ -213,7 +277,7 @@ void sp__api_batch_free(sp__api_batch *b)
     if (b->raw != &b->raw1)
         free(b->raw);
     if (b->doc != &b->doc1)
-        free(b->doc);
+        free(b->doc); /* NULL without docs */
     memset(b, 0, sizeof *b);
 }
 

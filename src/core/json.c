@@ -109,7 +109,12 @@ int sp_json_detail(sp_buf *b, sp_slice msg)
 typedef struct scan {
     const unsigned char *p, *end;
     unsigned depth, max_depth;
+    bool plain; /* sp_json_valid_plain's extra refusals */
 } scan;
+
+#define PLAIN_MAX_KEYS   16
+#define PLAIN_MAX_DEPTH  32
+#define PLAIN_MAX_DIGITS 15
 
 static void ws(scan *s)
 {
@@ -135,6 +140,7 @@ static bool digits(scan *s)
 
 static bool number(scan *s)
 {
+    const unsigned char *start = s->p;
     if (s->p < s->end && *s->p == '-')
         s->p++;
     if (s->p < s->end && *s->p == '0')
@@ -147,10 +153,19 @@ static bool number(scan *s)
             return false;
     }
     if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        if (s->plain)
+            return false; /* range and rounding: the parser's call */
         s->p++;
         if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
             s->p++;
         if (!digits(s))
+            return false;
+    }
+    if (s->plain && (size_t)(s->p - start) > PLAIN_MAX_DIGITS) { /* then count the digits */
+        size_t n = 0;
+        for (const unsigned char *q = start; q < s->p; q++)
+            n += *q >= '0' && *q <= '9';
+        if (n > PLAIN_MAX_DIGITS)
             return false;
     }
     return true;
@@ -189,6 +204,8 @@ static bool escape(scan *s)
     unsigned u;
     if (!hex4(s, &u))
         return false;
+    if (u == 0 && s->plain)
+        return false; /* the strict parser refuses NUL in strings */
     if (u >= 0xdc00 && u <= 0xdfff)
         return false; /* lone low surrogate */
     if (u >= 0xd800 && u <= 0xdbff) {
@@ -203,6 +220,9 @@ static bool string(scan *s)
 {
     s->p++; /* opening quote */
     while (s->p < s->end) {
+        s->p += sp_json_plain_run(s->p, s->end);
+        if (s->p >= s->end)
+            break;
         unsigned char c = *s->p;
         if (c == '"') {
             s->p++;
@@ -241,11 +261,23 @@ static bool container(scan *s, unsigned char close)
         s->depth--;
         return true;
     }
+    sp_slice keys[PLAIN_MAX_KEYS];
+    size_t nkeys = 0;
     for (;;) {
         if (close == '}') {
             ws(s);
+            const unsigned char *k = s->p;
             if (s->p >= s->end || *s->p != '"' || !string(s))
                 return false;
+            if (s->plain) { /* no key twice: compared as bytes, so none escaped */
+                sp_slice key = sp_slice_make((const char *)k + 1, (size_t)(s->p - k) - 2);
+                if (nkeys == PLAIN_MAX_KEYS || memchr(key.base, '\\', key.len))
+                    return false;
+                for (size_t i = 0; i < nkeys; i++)
+                    if (keys[i].len == key.len && memcmp(keys[i].base, key.base, key.len) == 0)
+                        return false;
+                keys[nkeys++] = key;
+            }
             ws(s);
             if (s->p >= s->end || *s->p++ != ':')
                 return false;
@@ -281,20 +313,30 @@ static bool value(scan *s)
     }
 }
 
-bool sp_json_valid(sp_slice in, unsigned max_depth)
+static bool valid(sp_slice in, unsigned max_depth, bool plain)
 {
-    scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 0,
-              max_depth};
+    scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 0, max_depth,
+              plain};
     if (in.len == 0 || !value(&s))
         return false;
     ws(&s);
     return s.p == s.end;
 }
 
+bool sp_json_valid(sp_slice in, unsigned max_depth)
+{
+    return valid(in, max_depth, false);
+}
+
+bool sp_json_valid_plain(sp_slice in, unsigned max_depth)
+{
+    return valid(in, max_depth < PLAIN_MAX_DEPTH ? max_depth : PLAIN_MAX_DEPTH, true);
+}
+
 long sp_json_split_array(sp_slice in, unsigned max_depth, sp_slice *out, size_t max)
 {
-    scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 1,
-              max_depth};
+    scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 1, max_depth,
+              false};
     ws(&s);
     if (s.p >= s.end || *s.p != '[')
         return -1;

@@ -1,12 +1,15 @@
 /* json.h - a small JSON writer for hot responses and log lines.
  *
- * Parsing is jansson's job (strict, in src/api later); writing is ours,
- * because responses are built on every request and must not allocate a
- * tree. Every function appends to an sp_buf and returns 0 or -ENOBUFS. */
+ * Parsing into a tree is jansson's job (strict, src/api/schema.c); writing
+ * is ours, because responses are built on every request and must not
+ * allocate a tree, and so are the allocation-free checks below. Every
+ * writer appends to an sp_buf and returns 0 or -ENOBUFS. */
 #ifndef SP_CORE_JSON_H
 #define SP_CORE_JSON_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "core/buf.h"
 
@@ -27,6 +30,36 @@ int sp_json_detail(sp_buf *b, sp_slice msg);
  * nesting at most max_depth). Allocates nothing; linear time. Used where a
  * stored value is embedded raw in an envelope and must not break it. */
 bool sp_json_valid(sp_slice s, unsigned max_depth);
+
+/* Like sp_json_valid, but true only for values that every strict JSON
+ * parser spate uses accepts as well (src/api/schema.c: duplicate keys,
+ * NaN, \u0000, lone surrogates and big numbers refused), so the caller may
+ * skip building a tree: no object has a key twice (objects of at most 16
+ * keys, none escaped), no \u0000, numbers without an exponent and with at
+ * most 15 digits, nesting at most min(max_depth, 32). false means "not
+ * known": parse it fully, which accepts it or says what is wrong. */
+bool sp_json_valid_plain(sp_slice s, unsigned max_depth);
+
+/* Bytes at the start of [p, end) that can stand in a JSON string as they
+ * are (0x20..0x7f but '"' and '\\'), counted eight at a time; the bytes
+ * after the returned run still need a look one by one. */
+static inline size_t sp_json_plain_run(const unsigned char *p, const unsigned char *end)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const unsigned char *q = p;
+    while (end - q >= 8) {
+        uint64_t w;
+        memcpy(&w, q, 8);
+        uint64_t quote = w ^ (ones * '"'), bslash = w ^ (ones * '\\');
+        uint64_t special = (w | ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) |
+                            ((bslash - ones) & ~bslash)) &
+                           highs; /* a byte >= 0x80, < 0x20, '"' or '\\' */
+        if (special)
+            break;
+        q += 8;
+    }
+    return (size_t)(q - p);
+}
 
 /* If `s` is a JSON array, stores the raw span of each element (whitespace
  * trimmed) in out[0..max) and returns the element count; returns -1 when

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "api/schema.h"
+#include "core/json.h"
 
 enum { ITEM, CONSTRAINED };
 
@@ -467,6 +468,8 @@ static void test_strict_rejections(void **state)
         int rc = sp_json_parse_strict(in, len, NULL, &v, &e);
         assert_int_equal(rc, -EINVAL);
         assert_null(v);
+        if (sp_json_valid_plain(sp_slice_make(in, len), 64))
+            fail_msg("case %zu: the plain check vouched for a refused body", i);
         if (e.position != cases[i].position ||
             strncmp(e.reason, cases[i].reason, strlen(cases[i].reason)) != 0)
             fail_msg("case %zu: got position %zu reason '%s'", i, e.position, e.reason);
@@ -478,6 +481,88 @@ static void test_strict_rejections(void **state)
     v = parse_ok(" 42 ");
     assert_int_equal(json_integer_value(v), 42);
     json_decref(v);
+}
+
+/* sp_json_valid_plain (produce without a tree, for topics without a
+ * schema): it vouches for ordinary records, says "not known" for whatever
+ * only the full parser can judge, and whatever it vouches for the strict
+ * parser accepts too (also over every one-byte mutation of the seeds). */
+static void test_valid_plain(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        bool plain;
+    } cases[] = {
+        {"{\"id\":1,\"source\":\"wire\",\"headline\":\"Markets \\\"rally\\\"\\n\",\"price\":35.4}",
+         true},
+        {" [1, -2, 0.5, true, false, null, \"\xc3\xa9\\u00e9\\ud834\\udd1e\", {}] ", true},
+        {"{\"a\":{\"a\":{\"b\":[{\"a\":1,\"b\":2}]}}}", true},
+        {"\"a fairly long string, longer than eight bytes, with \\t escapes\"", true},
+        {"123456789012345", true},
+        {"-1234567890.12345", true},
+        {"{\"a\":1,\"b\":2,\"a\":3}", false}, /* duplicate: the parser says where */
+        {"{\"\\u0061\":1,\"a\":2}", false},   /* escaped key: compared decoded */
+        {"\"x\\u0000\"", false},              /* NUL */
+        {"1e5", false},                       /* exponent */
+        {"1234567890123456", false},          /* 16 digits */
+        {"0.1234567890123456", false},
+        {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", false}, /* 33 */
+        {"{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,\"k9\":1,"
+         "\"k10\":1,\"k11\":1,\"k12\":1,\"k13\":1,\"k14\":1,\"k15\":1,\"k16\":1,\"k17\":1}",
+         false}, /* more keys than it compares */
+        {"[1,]", false},
+        {"\"\xed\xa0\x80\"", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sp_slice in = sp_slice_cstr(cases[i].in);
+        bool got = sp_json_valid_plain(in, 64);
+        if (got != cases[i].plain)
+            fail_msg("case %zu: plain %d, wanted %d: %s", i, got, cases[i].plain, cases[i].in);
+        json_t *v = NULL;
+        if (got && sp_json_parse_strict(in.base, in.len, NULL, &v, NULL) != 0)
+            fail_msg("case %zu: vouched for, but the parser refuses it", i);
+        json_decref(v);
+    }
+    assert_false(sp_json_valid_plain(sp_slice_cstr("[[1]]"), 1)); /* the caller's depth */
+    assert_true(sp_json_valid_plain(sp_slice_cstr("[[1]]"), 2));
+    /* every one-byte change of the vouched-for seeds */
+    static const unsigned char bytes[] = {'"', '\\', '{', '}', '[', ']', ',',  ':',  'a',  '0',
+                                          'e', '.',  '-', ' ', 'u', 0,   0x1f, 0x80, 0xc3, 0xff};
+    size_t vouched = 0;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (!cases[i].plain)
+            continue;
+        size_t len = strlen(cases[i].in);
+        char *m = malloc(len + 1);
+        for (size_t at = 0; at <= len; at++)
+            for (size_t b = 0; b < sizeof bytes; b++)
+                for (int del = 0; del < 2; del++) {
+                    size_t n;
+                    if (del) { /* drop byte `at` */
+                        if (at == len)
+                            continue;
+                        memcpy(m, cases[i].in, at);
+                        memcpy(m + at, cases[i].in + at + 1, len - at - 1);
+                        n = len - 1;
+                    } else { /* replace byte `at` (append at the end) */
+                        memcpy(m, cases[i].in, len);
+                        m[at] = (char)bytes[b];
+                        n = at == len ? len + 1 : len;
+                    }
+                    if (!sp_json_valid_plain(sp_slice_make(m, n), 64))
+                        continue;
+                    vouched++;
+                    json_t *v = NULL;
+                    if (sp_json_parse_strict(m, n, NULL, &v, NULL) != 0)
+                        fail_msg("mutation of case %zu at %zu vouched for but refused: %.*s", i, at,
+                                 (int)n, m);
+                    json_decref(v);
+                }
+        free(m);
+    }
+    assert_true(vouched > 100);
 }
 
 static void test_json_invalid_render(void **state)
@@ -565,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_parse_limits),
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_strict_rejections),
+        cmocka_unit_test(test_valid_plain),
         cmocka_unit_test(test_json_invalid_render),
         cmocka_unit_test(test_ndjson),
     };
