@@ -44,8 +44,13 @@ typedef struct sp__krec {
     sp_store_record r;
 } sp__krec;
 
+/* A partition's window: a list (oldest first) and, to find an offset in
+ * O(log n) rather than by walking up to the whole window on every read,
+ * a ring of the same nodes in the same order. */
 typedef struct sp__kwin {
     sp__krec *head, *tail;
+    sp__krec **ring; /* ring[(start + i) % cap], i < count: the list's nodes */
+    size_t cap, start, count;
     size_t bytes;
     uint64_t end; /* offset the tail expects next: last consumed + 1 */
 } sp__kwin;

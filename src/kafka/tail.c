@@ -158,6 +158,17 @@ static size_t records_build(const sp__krec *recs, uint64_t from, size_t max_reco
 /* Caller holds wlock for writing. Keeps at least the newest record. */
 static void win_push(sp__kafka *kb, sp__kwin *w, sp__krec *r)
 {
+    if (w->count == w->cap) { /* grow the ring, oldest first again */
+        size_t cap = w->cap ? 2 * w->cap : 64;
+        sp__krec **ring = sp_xmalloc(cap * sizeof *ring);
+        for (size_t i = 0; i < w->count; i++)
+            ring[i] = w->ring[(w->start + i) % w->cap];
+        free(w->ring);
+        w->ring = ring;
+        w->cap = cap;
+        w->start = 0;
+    }
+    w->ring[(w->start + w->count++) % w->cap] = r;
     if (w->tail)
         w->tail->next = r;
     else
@@ -169,8 +180,32 @@ static void win_push(sp__kafka *kb, sp__kwin *w, sp__krec *r)
         sp__krec *old = w->head;
         w->head = old->next;
         w->bytes -= old->size;
+        w->start = (w->start + 1) % w->cap;
+        w->count--;
         free(old);
     }
+}
+
+/* The first record of the window at or above `from` (offsets ascend), or
+ * NULL. Caller holds wlock. */
+static const sp__krec *win_seek(const sp__kwin *w, uint64_t from)
+{
+    size_t lo = 0, hi = w->count; /* the answer is in [lo, hi] */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w->ring[(w->start + mid) % w->cap]->r.offset < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < w->count ? w->ring[(w->start + lo) % w->cap] : NULL;
+}
+
+static void win_free(sp__kwin *w)
+{
+    sp__krec_free_list(w->head);
+    free(w->ring);
+    memset(w, 0, sizeof *w);
 }
 
 static sp_backend_watch *watch_find(sp__kafka *kb, const char *topic)
@@ -432,7 +467,7 @@ static void watch_free(sp__kafka *kb, sp_backend_watch *w)
     for (uint32_t p = 0; p < w->npart; p++) {
         if (!kb->group)
             rd_kafka_consume_stop(w->rkt, (int32_t)p);
-        sp__krec_free_list(w->win[p].head);
+        win_free(&w->win[p]);
     }
     if (w->rkt)
         rd_kafka_topic_destroy(w->rkt);
@@ -639,7 +674,7 @@ static int read_window(sp__kafka *kb, const char *topic, uint32_t partition, uin
         sp__kwin *win = &w->win[partition];
         uint64_t first = win->head ? win->head->r.offset : win->end;
         if (from >= first && from <= win->end) {
-            size_t n = records_build(win->head, from, max_records, max_bytes, out);
+            size_t n = records_build(win_seek(win, from), from, max_records, max_bytes, out);
             out->next_offset = n ? out->records[n - 1].offset + 1 : win->end;
             out->end_offset = win->end;
             served = 1;
