@@ -110,21 +110,21 @@ static void batch_alloc(sp__api_batch *out, json_t *root, size_t n)
 static bool split_plain_json(sp_api *api, sp_slice body, bool single, sp__api_batch *out)
 {
     unsigned depth = api->opts.max_json_depth;
-    if (!sp_json_valid_plain(body, depth))
-        return false;
     sp_slice t = trim(body);
-    if (single || t.base[0] != '[') {
+    if (single || !t.len || t.base[0] != '[') {
+        if (!sp_json_valid_plain(body, depth))
+            return false;
         batch_alloc(out, NULL, 1);
         out->raw[0] = t;
         return true;
     }
-    /* an array: each element is a record (a batch) */
+    /* an array: each element is a record (a batch); checked while split */
     size_t max = api->opts.max_batch_records;
     sp_slice small[64], *raw = small;
-    long n = sp_json_split_array(body, depth + 1, small, max < 64 ? max : 64);
+    long n = sp_json_split_array_plain(body, depth, small, max < 64 ? max : 64);
     if (n == -2 && max > 64) { /* a big batch: room for the most there may be */
         raw = sp_xcalloc(max, sizeof *raw);
-        n = sp_json_split_array(body, depth + 1, raw, max);
+        n = sp_json_split_array_plain(body, depth, raw, max);
     }
     if (n > 0) { /* else empty, or too many records: the full path answers */
         batch_alloc(out, NULL, (size_t)n);

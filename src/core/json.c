@@ -333,10 +333,10 @@ bool sp_json_valid_plain(sp_slice in, unsigned max_depth)
     return valid(in, max_depth < PLAIN_MAX_DEPTH ? max_depth : PLAIN_MAX_DEPTH, true);
 }
 
-long sp_json_split_array(sp_slice in, unsigned max_depth, sp_slice *out, size_t max)
+static long split_array(sp_slice in, unsigned max_depth, bool plain, sp_slice *out, size_t max)
 {
     scan s = {(const unsigned char *)in.base, (const unsigned char *)in.base + in.len, 1, max_depth,
-              false};
+              plain};
     ws(&s);
     if (s.p >= s.end || *s.p != '[')
         return -1;
@@ -366,4 +366,17 @@ long sp_json_split_array(sp_slice in, unsigned max_depth, sp_slice *out, size_t 
     }
     ws(&s);
     return s.p == s.end ? (long)n : -1;
+}
+
+long sp_json_split_array(sp_slice in, unsigned max_depth, sp_slice *out, size_t max)
+{
+    return split_array(in, max_depth, false, out, max);
+}
+
+long sp_json_split_array_plain(sp_slice in, unsigned max_depth, sp_slice *out, size_t max)
+{
+    if (max_depth == 0)
+        return -1; /* the array itself is one level */
+    return split_array(in, max_depth < PLAIN_MAX_DEPTH ? max_depth : PLAIN_MAX_DEPTH, true, out,
+                       max);
 }

@@ -67,5 +67,9 @@ static inline size_t sp_json_plain_run(const unsigned char *p, const unsigned ch
  * more than `max` elements. Lets a batch keep each record's bytes exactly
  * as the producer sent them. */
 long sp_json_split_array(sp_slice s, unsigned max_depth, sp_slice *out, size_t max);
+/* The same, with sp_json_valid_plain's rules: a count > 0 vouches for the
+ * whole array (nesting counted from the array itself, as
+ * sp_json_valid_plain(s, max_depth) counts it); -1 means "not known". */
+long sp_json_split_array_plain(sp_slice s, unsigned max_depth, sp_slice *out, size_t max);
 
 #endif

@@ -115,11 +115,7 @@ int sp__kafka_meta_refresh(sp__kafka *kb)
     qsort(fresh, n, sizeof *fresh, cmp_topic);
     for (size_t i = 0; i < n; i++)
         query_watermarks(kb, &fresh[i]);
-    const char **names = sp_xcalloc(n + 1, sizeof *names);
-    for (size_t i = 0; i < n; i++)
-        names[i] = fresh[i].name;
-    sp__kafka_producers_know(kb, names, n); /* before merge: fresh is ours until then */
-    free(names);
+    sp__kafka_producers_know(kb, fresh, n); /* before merge: fresh is ours until then */
     merge(kb, fresh, n);
     return 0;
 }

@@ -194,7 +194,7 @@ void sp__kafka_producer_close(sp__kafka *kb);
 /* Makes every producer lane know these topics, so that a lane's first
  * append to one does not wait for librdkafka's once-a-second scan of
  * unknown topics (any thread). */
-void sp__kafka_producers_know(sp__kafka *kb, const char *const *topics, size_t n);
+void sp__kafka_producers_know(sp__kafka *kb, const sp__ktopic *topics, size_t n);
 /* Appends each lane took since open (tests, metrics). */
 void sp__kafka_lane_counts(sp__kafka *kb, uint64_t out[SP__LANES]);
 int sp__kafka_flush(void *impl);

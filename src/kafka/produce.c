@@ -96,16 +96,16 @@ static void lane_leave(sp__kafka *kb)
 /* A topic handle made and dropped at once: librdkafka keeps the topic
  * (until the producer is destroyed) and fetches its metadata in the
  * background, where the first append to it would have waited for it. */
-static void producer_know(rd_kafka_t *rk, const char *const *topics, size_t n)
+static void producer_know(rd_kafka_t *rk, const sp__ktopic *topics, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topics[i], NULL);
+        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topics[i].name, NULL);
         if (t)
             rd_kafka_topic_destroy(t);
     }
 }
 
-void sp__kafka_producers_know(sp__kafka *kb, const char *const *topics, size_t n)
+void sp__kafka_producers_know(sp__kafka *kb, const sp__ktopic *topics, size_t n)
 {
     uv_rwlock_rdlock(&kb->plock);
     for (int lane = 0; lane < SP__LANES; lane++)
@@ -327,8 +327,7 @@ static void recreate_producer(sp__kafka *kb, int lane)
     uv_rwlock_wrunlock(&kb->plock);
     producer_retire(kb, lane, old, 0);
     uv_mutex_lock(&kb->meta.lock);
-    for (size_t i = 0; i < kb->meta.n; i++)
-        producer_know(fresh, (const char *const *)&kb->meta.topics[i].name, 1);
+    producer_know(fresh, kb->meta.topics, kb->meta.n);
     uv_mutex_unlock(&kb->meta.lock);
     if (wire_producer(kb, lane, fresh) != 0)
         SP_LOG_ERROR("kafka: cannot wire the new producer's queue", SP_LF_STR("detail", ""));

@@ -468,7 +468,9 @@ static void test_strict_rejections(void **state)
         int rc = sp_json_parse_strict(in, len, NULL, &v, &e);
         assert_int_equal(rc, -EINVAL);
         assert_null(v);
-        if (sp_json_valid_plain(sp_slice_make(in, len), 64))
+        sp_slice parts[8];
+        if (sp_json_valid_plain(sp_slice_make(in, len), 64) ||
+            sp_json_split_array_plain(sp_slice_make(in, len), 64, parts, 8) > 0)
             fail_msg("case %zu: the plain check vouched for a refused body", i);
         if (e.position != cases[i].position ||
             strncmp(e.reason, cases[i].reason, strlen(cases[i].reason)) != 0)
@@ -527,6 +529,13 @@ static void test_valid_plain(void **state)
     }
     assert_false(sp_json_valid_plain(sp_slice_cstr("[[1]]"), 1)); /* the caller's depth */
     assert_true(sp_json_valid_plain(sp_slice_cstr("[[1]]"), 2));
+    sp_slice parts[4];
+    assert_int_equal(sp_json_split_array_plain(sp_slice_cstr("[[1]]"), 1, parts, 4), -1);
+    assert_int_equal(sp_json_split_array_plain(sp_slice_cstr(" [[1], {\"a\":2}] "), 2, parts, 4),
+                     2);
+    assert_int_equal(sp_json_split_array_plain(sp_slice_cstr("[{\"a\":1,\"a\":2}]"), 8, parts, 4),
+                     -1);
+    assert_int_equal(sp_json_split_array_plain(sp_slice_cstr("[1,2,3]"), 8, parts, 2), -2);
     /* every one-byte change of the vouched-for seeds */
     static const unsigned char bytes[] = {'"', '\\', '{', '}', '[', ']', ',',  ':',  'a',  '0',
                                           'e', '.',  '-', ' ', 'u', 0,   0x1f, 0x80, 0xc3, 0xff};
@@ -537,29 +546,30 @@ static void test_valid_plain(void **state)
         size_t len = strlen(cases[i].in);
         char *m = malloc(len + 1);
         for (size_t at = 0; at <= len; at++)
-            for (size_t b = 0; b < sizeof bytes; b++)
-                for (int del = 0; del < 2; del++) {
-                    size_t n;
-                    if (del) { /* drop byte `at` */
-                        if (at == len)
-                            continue;
-                        memcpy(m, cases[i].in, at);
-                        memcpy(m + at, cases[i].in + at + 1, len - at - 1);
-                        n = len - 1;
-                    } else { /* replace byte `at` (append at the end) */
-                        memcpy(m, cases[i].in, len);
-                        m[at] = (char)bytes[b];
-                        n = at == len ? len + 1 : len;
-                    }
-                    if (!sp_json_valid_plain(sp_slice_make(m, n), 64))
+            for (size_t b = 0; b <= sizeof bytes; b++) {
+                size_t n;
+                if (b == sizeof bytes) { /* drop byte `at` */
+                    if (at == len)
                         continue;
-                    vouched++;
-                    json_t *v = NULL;
-                    if (sp_json_parse_strict(m, n, NULL, &v, NULL) != 0)
-                        fail_msg("mutation of case %zu at %zu vouched for but refused: %.*s", i, at,
-                                 (int)n, m);
-                    json_decref(v);
+                    memcpy(m, cases[i].in, at);
+                    memcpy(m + at, cases[i].in + at + 1, len - at - 1);
+                    n = len - 1;
+                } else { /* replace byte `at` (append at the end) */
+                    memcpy(m, cases[i].in, len);
+                    m[at] = (char)bytes[b];
+                    n = at == len ? len + 1 : len;
                 }
+                sp_slice elems[64];
+                if (!sp_json_valid_plain(sp_slice_make(m, n), 64) &&
+                    sp_json_split_array_plain(sp_slice_make(m, n), 64, elems, 64) <= 0)
+                    continue;
+                vouched++;
+                json_t *v = NULL;
+                if (sp_json_parse_strict(m, n, NULL, &v, NULL) != 0)
+                    fail_msg("mutation of case %zu at %zu vouched for but refused: %.*s", i, at,
+                             (int)n, m);
+                json_decref(v);
+            }
         free(m);
     }
     assert_true(vouched > 100);
