@@ -702,7 +702,9 @@ static void history(sp_http_req *req, void *udata)
 
 int sp__api_register_records(sp_router *r, sp_api *api)
 {
-    int rc = sp_router_add(r, SP_HTTP_POST, "/v1/topics/{t}/records", produce, api);
+    /* appends are ordered by the log's queue: pipelined ones need not wait */
+    int rc = sp_router_add_flags(r, SP_HTTP_POST, "/v1/topics/{t}/records", produce, api,
+                                 SP_ROUTE_ORDERED);
     rc = rc ? rc : sp_router_add(r, SP_HTTP_GET, "/v1/topics/{t}/records", history, api);
     rc = rc ? rc : sp_router_add(r, SP_HTTP_GET, "/v1/topics/{t}/latest", latest, api);
     return rc;

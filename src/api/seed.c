@@ -315,9 +315,10 @@ int sp__api_register_seed(sp_router *r, sp_api *api)
     for (size_t i = 0; i < n; i++) {
         sp_api_bound *br = &api->bound[api->nbound++];
         *br = (sp_api_bound){api, routes[i]};
-        int rc = sp_router_add(
-            r, br->route.method, br->route.path,
-            br->route.action == SP_API_ACTION_LATEST ? latest_values : produce_value, br);
+        bool latest = br->route.action == SP_API_ACTION_LATEST;
+        int rc = sp_router_add_flags(r, br->route.method, br->route.path,
+                                     latest ? latest_values : produce_value, br,
+                                     latest ? 0 : SP_ROUTE_ORDERED);
         if (rc != 0) {
             char err[400];
             route_fail(&br->route, rc, err, sizeof err, "%s",

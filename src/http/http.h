@@ -186,6 +186,22 @@ void sp_router_free(sp_router *r);
 int sp_router_add(sp_router *r, sp_http_method method, const char *pattern, sp_http_handler_fn fn,
                   void *udata);
 
+/* Pipelined requests and side effects (RFC 9112 section 9.3.2: only safe
+ * requests may be processed in parallel). While a request with an unsafe
+ * method (anything but GET, HEAD, OPTIONS) awaits its answer, the requests
+ * after it on the same connection are read but not started, so a GET
+ * pipelined after a POST sees what the POST did. SP_ROUTE_ORDERED relaxes
+ * this for handlers whose effects cannot tell whether they ran one after
+ * the other (appends: one partition's records go through one FIFO, the
+ * log's queue or that partition's producer, and different partitions'
+ * commute): an ordered request may start while only ordered requests are
+ * pending, so pipelined produces still share a group commit. A held
+ * request counts against http.max_pipelined like any other. */
+enum { SP_ROUTE_ORDERED = 1u << 0 };
+/* sp_router_add with flags (SP_ROUTE_*). */
+int sp_router_add_flags(sp_router *r, sp_http_method method, const char *pattern,
+                        sp_http_handler_fn fn, void *udata, unsigned flags);
+
 /* Calls fn for every route in the order they were added (for generated
  * documentation such as OpenAPI). */
 void sp_router_each(const sp_router *r,

@@ -34,7 +34,8 @@ struct sp_http_req {
     bool responded;   /* response bytes produced (maybe held in `resp`) */
     bool close_after; /* Connection: close on the response */
     bool is_upgrade;
-    bool streaming; /* turned into a stream: stays at the queue head until it ends */
+    bool streaming;   /* turned into a stream: stays at the queue head until it ends */
+    bool unsafe_open; /* an unsafe request started and not answered: holds later ones */
     sp_http_stream_event_fn stream_fn;
     sp_http_stream_data_fn data_fn; /* upgraded: input goes here */
     void *stream_arg;
@@ -137,7 +138,8 @@ typedef struct sp__route {
     unsigned nsegs;
     sp_http_handler_fn fn;
     void *udata;
-    unsigned idx; /* 1..SP_HTTP_MAX_ROUTES-1 */
+    unsigned flags; /* SP_ROUTE_* */
+    unsigned idx;   /* 1..SP_HTTP_MAX_ROUTES-1 */
 } sp__route;
 
 struct sp_router {
@@ -187,8 +189,11 @@ struct sp_http_conn {
     sp_http_worker *w;
     sp_http_parser parser;
     sp_http_conn *prev, *next;    /* worker's connection list */
-    sp_http_req *q_head, *q_tail; /* dispatched, in arrival order */
+    sp_http_req *q_head, *q_tail; /* parsed (dispatched or held), in arrival order */
     unsigned inflight;
+    unsigned unsafe_open; /* requests with unsafe_open set (see SP_ROUTE_ORDERED) */
+    bool unsafe_ordered;  /* every one of them is on an ordered route */
+    sp_http_req *held;    /* parsed, waiting for unsafe_open to reach 0; parser paused */
     unsigned nrequests;
     unsigned refs;         /* 1 for the socket + 1 per request a handler holds */
     unsigned open_handles; /* while closing: tcp + timer not yet closed */
@@ -270,6 +275,9 @@ void sp__http_stream_closed(sp_http_conn *c);
 void sp__http_stream_drained(sp_http_conn *c);
 
 /* server.c */
+/* The request has its answer (or its stream ended): it no longer holds
+ * back the requests pipelined after it (see SP_ROUTE_ORDERED). */
+void sp__http_req_settled(sp_http_conn *c, sp_http_req *req);
 void sp__http_conn_keep_reading(sp_http_conn *c);
 void sp__http_conn_stop_reading(sp_http_conn *c);
 void sp__http_conn_close(sp_http_conn *c);

@@ -44,7 +44,7 @@ void sp__http_req_clear(sp_http_req *req)
     req->next = NULL;
     req->method = SP_HTTP_OTHER;
     req->keepalive = req->expect_continue = req->responded = false;
-    req->close_after = req->is_upgrade = req->streaming = false;
+    req->close_after = req->is_upgrade = req->streaming = req->unsafe_open = false;
     req->stream_fn = NULL;
     req->data_fn = NULL;
     req->stream_arg = NULL;

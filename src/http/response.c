@@ -188,6 +188,7 @@ void sp_http_respond(sp_http_req *req, int status, const sp_http_header *headers
     sp_http_conn *c = req->conn;
     req->status = status;
     req->responded = true;
+    sp__http_req_settled(c, req);
     if (!c->closing) {
         bool keep = keep_alive(c, req);
         if (!keep)
@@ -235,9 +236,11 @@ void sp__http_advance_queue(sp_http_conn *c)
         if (req->close_after)
             c->close_after_flush = true;
         uint64_t dur = uv_hrtime() - req->start_ns;
-        sp__http_stats_request(&w->stats, req->route_idx, req->method, req->status, dur);
-        if (w->srv->opts.access_log)
-            access_log(c, req, dur);
+        if (req->status) { /* 0: held, never started, dropped with its connection */
+            sp__http_stats_request(&w->stats, req->route_idx, req->method, req->status, dur);
+            if (w->srv->opts.access_log)
+                access_log(c, req, dur);
+        }
         sp__http_req_release(w, req);
         c->refs--;
     }

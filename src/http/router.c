@@ -68,6 +68,12 @@ static int split_pattern(char *pat, sp_slice *segs, bool *is_param)
 int sp_router_add(sp_router *r, sp_http_method method, const char *pattern, sp_http_handler_fn fn,
                   void *udata)
 {
+    return sp_router_add_flags(r, method, pattern, fn, udata, 0);
+}
+
+int sp_router_add_flags(sp_router *r, sp_http_method method, const char *pattern,
+                        sp_http_handler_fn fn, void *udata, unsigned flags)
+{
     if (r->n + 1 >= SP_HTTP_MAX_ROUTES)
         return -ENOSPC;
     for (unsigned i = 0; i < r->n; i++)
@@ -85,6 +91,7 @@ int sp_router_add(sp_router *r, sp_http_method method, const char *pattern, sp_h
     rt->method = method;
     rt->fn = fn;
     rt->udata = udata;
+    rt->flags = flags;
     rt->idx = r->n + 1;
     r->n++;
     return 0;

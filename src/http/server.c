@@ -177,6 +177,12 @@ void sp__http_conn_close(sp_http_conn *c)
         sp__http_req_release(w, c->parser.cur);
         c->parser.cur = NULL;
     }
+    if (c->held) { /* never started: it leaves the queue when its turn comes */
+        c->held->responded = true;
+        c->held = NULL;
+        if (c->q_head && c->q_head->responded)
+            sp__http_advance_queue(c);
+    }
     w->pending_closes++;
     c->open_handles = 2;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -370,7 +376,7 @@ static void fail_request(sp_http_conn *c, int status, const char *msg)
 static bool can_take_more(const sp_http_conn *c)
 {
     const sp_http_limits *lim = &c->w->srv->opts.limits;
-    return c->inflight < lim->max_pipelined && c->out.len < lim->max_output_bytes &&
+    return c->inflight < lim->max_pipelined && c->out.len < lim->max_output_bytes && !c->held &&
            !c->stop_input && !c->closing && !c->close_after_flush;
 }
 
@@ -439,10 +445,22 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     sp__http_conn_unref(c);
 }
 
+static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0);
+
 void sp__http_conn_maybe_resume(sp_http_conn *c)
 {
     if (c->in_feed || c->closing)
         return;
+    if (c->held && c->unsafe_open == 0) {
+        /* what held it back is answered: start it, as if just parsed */
+        sp_http_req *req = c->held;
+        c->held = NULL;
+        c->in_feed = true; /* its answers wait for the flush below, as in a read */
+        start(c, req, uv_hrtime());
+        c->in_feed = false;
+        if (c->closing)
+            return;
+    }
     while (c->parser.paused && can_take_more(c)) {
         sp__http_parser_resume(&c->parser);
         size_t used = feed(c, c->pending.base, c->pending.len);
@@ -582,10 +600,11 @@ static void allow_header(unsigned allow, char *out, size_t cap)
     }
 }
 
-static void run_handler(sp_http_worker *w, const sp__route *rt, sp_http_req *req)
+/* t0: when the handler starts (hook_request's clock for a request started
+ * as it is parsed; a fresh one for a request that was held). */
+static void run_handler(sp_http_worker *w, const sp__route *rt, sp_http_req *req, uint64_t t0)
 {
-    uint64_t t0 = req->start_ns; /* taken in hook_request just before dispatch */
-    rt->fn(req, rt->udata);      /* req may be gone when this returns */
+    rt->fn(req, rt->udata); /* req may be gone when this returns */
     uint64_t ms = (uv_hrtime() - t0) / 1000000;
     if (ms >= w->srv->opts.slow_handler_ms) {
         SP_STAT_ADD(w->stats.slow_handlers[rt->idx], 1);
@@ -596,19 +615,46 @@ static void run_handler(sp_http_worker *w, const sp__route *rt, sp_http_req *req
     }
 }
 
-static void dispatch(sp_http_conn *c, sp_http_req *req)
+static bool method_is_safe(sp_http_method m)
+{
+    return m == SP_HTTP_GET || m == SP_HTTP_HEAD || m == SP_HTTP_OPTIONS;
+}
+
+void sp__http_req_settled(sp_http_conn *c, sp_http_req *req)
+{
+    if (!req->unsafe_open)
+        return;
+    req->unsafe_open = false;
+    c->unsafe_open--;
+}
+
+/* Starts req's handler, or holds req (returns false) while unsafe requests
+ * before it are unanswered and it may not overtake them (SP_ROUTE_ORDERED). */
+static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0)
 {
     sp_http_worker *w = c->w;
     unsigned allow = 0;
     const sp__route *rt = sp__router_match(w->srv->router, req, &allow);
+    bool ordered = rt && (rt->flags & SP_ROUTE_ORDERED);
+    if (c->unsafe_open && !(ordered && c->unsafe_ordered)) {
+        c->held = req;
+        return false;
+    }
     if (rt) {
         req->route_idx = rt->idx;
-        run_handler(w, rt, req);
-        return;
+        if (!method_is_safe(req->method)) {
+            /* open until answered; an answer given inside the handler
+             * settles it at once (the request may be recycled by then) */
+            c->unsafe_ordered = (c->unsafe_open == 0 || c->unsafe_ordered) && ordered;
+            req->unsafe_open = true;
+            c->unsafe_open++;
+        }
+        run_handler(w, rt, req, t0);
+        return true;
     }
     if (allow == 0) {
         sp_http_respond_error(req, 404, "Not Found");
-        return;
+        return true;
     }
     char allowed[96];
     allow_header(allow, allowed, sizeof allowed);
@@ -617,6 +663,7 @@ static void dispatch(sp_http_conn *c, sp_http_req *req)
         {SP_SLICE_LIT("Content-Type"), SP_SLICE_LIT("application/json")},
     };
     sp_http_respond(req, 405, h, 2, SP_SLICE_LIT("{\"detail\":\"Method Not Allowed\"}"));
+    return true;
 }
 
 static bool hook_request(sp_http_parser *p, sp_http_req *req)
@@ -640,7 +687,7 @@ static bool hook_request(sp_http_parser *p, sp_http_req *req)
     if (req->is_upgrade || !req->keepalive)
         c->stop_input = true;
     assign_request_id(c->w, req);
-    dispatch(c, req);
+    start(c, req, req->start_ns);
     return !can_take_more(c) || (c->draining && !c->closing);
 }
 

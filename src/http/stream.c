@@ -123,6 +123,7 @@ void sp_http_stream_end(sp_http_stream *s)
     sp_http_conn *c = s->conn;
     s->stream_fn = NULL;
     s->responded = true;
+    sp__http_req_settled(c, s);
     if (c->stream == s)
         c->stream = NULL;
     sp__http_advance_queue(c);

@@ -754,6 +754,26 @@ def test_latest_right_after_delete(api):
         assert (latest.status, latest.json()) == (404, {"detail": "Topic '%s' not found" % t}), (t, latest)
 
 
+def test_read_after_pipelined_produce(api):
+    """A request pipelined after an unanswered unsafe one starts only once
+    that one is answered (RFC 9112 section 9.3.2: only safe requests may be
+    processed in parallel), so a GET sent in the same write as a durable
+    POST reads the record; produces pipelined together still share a group
+    commit (the ordered-route exception, see SP_ROUTE_ORDERED)."""
+    api.create_topic("rw-pipe")
+    for i in range(10):
+        produced, history = pipelined(
+            api.port, req("POST", "/v1/topics/rw-pipe/records", {"i": i}),
+            req("GET", "/v1/topics/rw-pipe/records?partition=0&from=%d" % i))
+        assert produced.status == 200, produced
+        assert [r["value"] for r in history.json()["records"]] == [{"i": i}], (i, history)
+    # a DELETE after the POST: the POST lands first, then the topic goes
+    produced, deleted, gone = pipelined(
+        api.port, req("POST", "/v1/topics/rw-pipe/records", {"i": 10}),
+        req("DELETE", "/v1/topics/rw-pipe"), req("GET", "/v1/topics/rw-pipe/records"))
+    assert (produced.status, deleted.status, gone.status) == (200, 204, 404)
+
+
 def test_latest_keeps_the_newest_100(api):
     api.create_topic("l-ring")
     api.produce("l-ring", [{"i": i} for i in range(150)])
