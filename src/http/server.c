@@ -445,7 +445,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     sp__http_conn_unref(c);
 }
 
-static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0);
+static void start(sp_http_conn *c, sp_http_req *req, uint64_t t0);
 
 void sp__http_conn_maybe_resume(sp_http_conn *c)
 {
@@ -628,9 +628,10 @@ void sp__http_req_settled(sp_http_conn *c, sp_http_req *req)
     c->unsafe_open--;
 }
 
-/* Starts req's handler, or holds req (returns false) while unsafe requests
- * before it are unanswered and it may not overtake them (SP_ROUTE_ORDERED). */
-static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0)
+/* Starts req's handler, or holds req in c->held (which pauses the parser)
+ * while unsafe requests before it are unanswered and it may not overtake
+ * them (SP_ROUTE_ORDERED). */
+static void start(sp_http_conn *c, sp_http_req *req, uint64_t t0)
 {
     sp_http_worker *w = c->w;
     unsigned allow = 0;
@@ -638,7 +639,7 @@ static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0)
     bool ordered = rt && (rt->flags & SP_ROUTE_ORDERED);
     if (c->unsafe_open && !(ordered && c->unsafe_ordered)) {
         c->held = req;
-        return false;
+        return;
     }
     if (rt) {
         req->route_idx = rt->idx;
@@ -650,11 +651,11 @@ static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0)
             c->unsafe_open++;
         }
         run_handler(w, rt, req, t0);
-        return true;
+        return;
     }
     if (allow == 0) {
         sp_http_respond_error(req, 404, "Not Found");
-        return true;
+        return;
     }
     char allowed[96];
     allow_header(allow, allowed, sizeof allowed);
@@ -663,7 +664,6 @@ static bool start(sp_http_conn *c, sp_http_req *req, uint64_t t0)
         {SP_SLICE_LIT("Content-Type"), SP_SLICE_LIT("application/json")},
     };
     sp_http_respond(req, 405, h, 2, SP_SLICE_LIT("{\"detail\":\"Method Not Allowed\"}"));
-    return true;
 }
 
 static bool hook_request(sp_http_parser *p, sp_http_req *req)

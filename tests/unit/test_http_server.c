@@ -373,10 +373,11 @@ static void test_reset_while_held(void **state)
     assert_int_equal(sp_http_server_connections(f->srv), 0);
 }
 
-/* Shutdown while a request is held behind one that never answers: the
+/* Shutdown while a request is held behind one that is not answered: the
  * shutdown timeout closes the connection with the request still held (it
  * is dropped, never started); the parked one is answered into the closed
- * connection afterwards, or released by its closing loop. */
+ * connection afterwards (its reference keeps the connection, and so the
+ * worker's loop, alive until then), which frees both. */
 static void test_shutdown_while_held(void **state)
 {
     fixture *f = *state;
